@@ -1,0 +1,371 @@
+"""The composition root: ``sync()`` wires the stages; ``LockedVenv`` is the seed's wheel API."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import EnvmatError
+from .fs import LINK_MODES, LinkMode
+from .lock.model import FileRef, LockedDist, Selection
+from .report import SyncReport
+from .target import Target, query_target
+from .venv import check_existing_venv, check_python_matches, create_venv, find_python, venv_python
+
+log = logging.getLogger(__name__)
+
+Notify = Callable[[str], None]
+
+
+def _default_jobs() -> int:
+    return min(32, (os.cpu_count() or 1) * 4)
+
+
+def _target_info(target: Target) -> dict[str, str]:
+    return {
+        "python": ".".join(map(str, target.version)),
+        "implementation": target.implementation,
+        "platform": target.platform,
+        "executable": target.executable,
+    }
+
+
+class _Engine:
+    """One sync's settings and the steps shared by ``sync`` and the wheel API."""
+
+    def __init__(
+        self,
+        venv: Path,
+        *,
+        cache_dir: Path | None,
+        link_mode: LinkMode,
+        offline: bool,
+        jobs: int | None,
+        lock_timeout: float | None,
+        strict: bool,
+        timeout: float = 30.0,
+        notify: Notify | None = None,
+    ) -> None:
+        from .cache import default_cache_dir
+
+        if link_mode not in LINK_MODES:
+            raise EnvmatError(
+                f"unknown link mode {link_mode!r}", hint=f"use one of {', '.join(LINK_MODES)}"
+            )
+        self.venv = Path(os.path.abspath(venv))
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.link_mode = link_mode
+        self.offline = offline
+        self.jobs = jobs or _default_jobs()
+        self.lock_timeout = lock_timeout
+        self.strict = strict
+        self.timeout = timeout
+        self.notify = notify or (lambda msg: log.info("%s", msg))
+        self.warnings: list[str] = []
+
+    def ensure_venv(self, python: str | None, *, create: bool) -> bool:
+        """Check the venv, or find the interpreter for a new one; True when it must be created."""
+        if check_existing_venv(self.venv):
+            check_python_matches(self.venv, python, None)
+            return False
+        self.interpreter = find_python(python)
+        if create:
+            create_venv(self.venv, self.interpreter)
+        return True
+
+    def target(self, interpreter: Path | None = None) -> Target:
+        return query_target(interpreter or venv_python(self.venv), self.cache_dir)
+
+    def recover(self, target: Target) -> str | None:
+        from .journal import recover
+
+        done = recover(self.venv, self.stop_dirs(target))
+        if done:
+            self.notify(done)
+        return done
+
+    def stop_dirs(self, target: Target) -> set[str]:
+        from .execute import scheme_roots
+
+        return scheme_roots(
+            [target.rel(k) for k in ("purelib", "platlib", "scripts")] + ["include", "share", "etc"]
+        )
+
+    def apply(
+        self,
+        target: Target,
+        locked: Sequence[LockedDist],
+        *,
+        inexact: bool,
+        reinstall: Iterable[str] = (),
+        dry_run: bool = False,
+    ) -> tuple[list[Any], dict[str, Any]]:
+        from .installed import scan
+        from .plan import plan_dists
+
+        installed = scan(self.venv, target)
+        cache = self._cache()
+        cached_keys = self._cached_keys(cache, locked)
+        changes = plan_dists(
+            locked, installed, inexact=inexact, reinstall=set(reinstall), cached=cached_keys
+        )
+        stats: dict[str, Any] = {}
+        if dry_run:
+            return changes, stats
+        changing = {c.name for c in changes if c.action in ("add", "replace")}
+        to_install = [d for d in locked if d.name in changing]
+        if (
+            not any(c.action != "keep" for c in changes)
+            and installed.state.get("dists") is not None
+        ):
+            return changes, stats
+        from .execute import apply
+        from .manifest import build_manifest
+        from .plan import plan_files
+
+        wheels = cache.prepare(to_install)
+        stats["downloaded"] = sum(w.downloaded for w in wheels)
+        manifest = build_manifest(wheels, target, str(venv_python(self.venv)), strict=self.strict)
+        self.warnings += manifest.conflicts
+        fplan = plan_files(changes, manifest, installed)
+        if not fplan.empty:
+            result = apply(
+                self.venv,
+                fplan,
+                link_mode=self.link_mode,
+                jobs=self.jobs,
+                stop=self.stop_dirs(target),
+            )
+            stats.update(written=result.written, removed=result.removed, link_mode=result.link_mode)
+            self.warnings += result.fallbacks
+        return changes, stats
+
+    def _cache(self) -> Any:
+        from .cache import Cache
+
+        return Cache(self.cache_dir, offline=self.offline, jobs=self.jobs, timeout=self.timeout)
+
+    @staticmethod
+    def _cached_keys(cache: Any, locked: Sequence[LockedDist]) -> set[str]:
+        from .cache import cache_key
+
+        keys = set()
+        for d in locked:
+            if d.wheel is not None:
+                k = cache_key(d.wheel)
+                if cache.unpacked_dir(k).is_dir() or cache.archive_path(k).is_file():
+                    keys.add(k)
+        return keys
+
+
+def sync(
+    lock: str | os.PathLike[str],
+    venv: str | os.PathLike[str] = ".venv",
+    *,
+    python: str | None = None,
+    extras: Sequence[str] = (),
+    all_extras: bool = False,
+    groups: Sequence[str] = (),
+    all_groups: bool = False,
+    no_default_groups: bool = False,
+    only_groups: Sequence[str] = (),
+    no_dev: bool = False,
+    no_install_project: bool = False,
+    inexact: bool = False,
+    link_mode: LinkMode = "auto",
+    offline: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+    jobs: int | None = None,
+    lock_timeout: float | None = None,
+    timeout: float = 30.0,
+    dry_run: bool = False,
+    strict: bool = False,
+    notify: Notify | None = None,
+) -> SyncReport:
+    """Make ``venv`` hold exactly what ``lock`` selects for its interpreter; see the README."""
+    from .lock import read_toml, select_from_lock
+    from .venvlock import venv_lock
+
+    start = time.perf_counter()
+    lock_path = Path(lock)
+    data = read_toml(lock_path)  # a bad lock fails before anything is touched
+    selection = Selection(
+        extras=tuple(extras),
+        all_extras=all_extras,
+        groups=tuple(groups),
+        all_groups=all_groups,
+        no_default_groups=no_default_groups,
+        only_groups=tuple(only_groups),
+        no_dev=no_dev,
+        no_install_project=no_install_project,
+        strict=strict,
+    )
+    eng = _Engine(
+        Path(venv),
+        cache_dir=Path(cache_dir) if cache_dir else None,
+        link_mode=link_mode,
+        offline=offline,
+        jobs=jobs,
+        lock_timeout=lock_timeout,
+        strict=strict,
+        timeout=timeout,
+        notify=notify,
+    )
+    with venv_lock(eng.venv, lock_timeout, eng.notify):
+        create = eng.ensure_venv(python, create=False)
+        if create and dry_run:
+            target = eng.target(eng.interpreter)
+            recovered = None
+        else:
+            # select against the interpreter before creating anything, so a bad selection leaves no venv
+            target = eng.target(eng.interpreter if create else None)
+            recovered = None if create else eng.recover(target)
+        locked, warnings = select_from_lock(lock_path, data, target, selection)
+        eng.warnings += warnings
+        for w in warnings:
+            eng.notify(f"warning: {w}")
+        if create and not dry_run:
+            eng._cache().prepare(locked)  # fetch and verify everything before the venv exists
+            create_venv(eng.venv, eng.interpreter)
+            target = eng.target()
+        if create and dry_run:
+            from .installed import InstalledState
+            from .plan import plan_dists
+
+            changes = plan_dists(
+                locked,
+                InstalledState(dists={}, state={}),
+                cached=eng._cached_keys(eng._cache(), locked),
+            )
+            stats: dict[str, Any] = {}
+        else:
+            changes, stats = eng.apply(target, locked, inexact=inexact, dry_run=dry_run)
+    return SyncReport(
+        lock=str(lock_path),
+        venv=str(eng.venv),
+        target=target.describe(),
+        target_info=_target_info(target),
+        changes=tuple(changes),
+        elapsed=time.perf_counter() - start,
+        dry_run=dry_run,
+        created_venv=create and not dry_run,
+        downloaded_bytes=stats.get("downloaded", 0),
+        warnings=tuple(eng.warnings),
+        recovered=recovered,
+        link_mode=stats.get("link_mode"),
+        files_written=stats.get("written", 0),
+        files_removed=stats.get("removed", 0),
+    )
+
+
+def _wheel_dist(path: Path) -> LockedDist:
+    from packaging.utils import parse_wheel_filename
+
+    from .fetch import hash_local
+
+    if not path.is_file():
+        raise EnvmatError(f"wheel {path} does not exist", hint="pass the path of a .whl file")
+    try:
+        name, version, _, _ = parse_wheel_filename(path.name)
+    except ValueError as e:
+        raise EnvmatError(
+            f"{path.name} is not a wheel file name: {e}", hint="pass a .whl file"
+        ) from None
+    size, hashes = hash_local(path, {"sha256": ""})
+    ref = FileRef(
+        filename=path.name, path=str(path.resolve()), size=size, hashes={"sha256": hashes["sha256"]}
+    )
+    return LockedDist(
+        name=str(name), version=str(version), kind="wheel", wheel=ref, key_path=str(path)
+    )
+
+
+def _check_tags(dists: Sequence[LockedDist], target: Target) -> None:
+    from packaging.utils import parse_wheel_filename
+
+    supported = set(target.tags)
+    bad = [
+        d.wheel.filename
+        for d in dists
+        if d.wheel and not {str(t) for t in parse_wheel_filename(d.wheel.filename)[3]} & supported
+    ]
+    if bad:
+        raise EnvmatError(
+            f"{len(bad)} wheel(s) do not fit {target.describe()}",
+            details=bad,
+            hint="use wheels built for this interpreter and platform",
+        )
+
+
+class LockedVenv:
+    """A venv that wheels are installed into under its lock, one transaction per call."""
+
+    def __init__(
+        self,
+        venv: str | os.PathLike[str],
+        *,
+        python: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        link_mode: LinkMode = "auto",
+        lock_timeout: float | None = None,
+    ) -> None:
+        self.python = python
+        self._engine_args: dict[str, Any] = dict(
+            cache_dir=Path(cache_dir) if cache_dir else None,
+            link_mode=link_mode,
+            offline=False,
+            jobs=None,
+            lock_timeout=lock_timeout,
+            strict=False,
+        )
+        self.venv = Path(os.path.abspath(venv))
+
+    def install_wheel(self, wheel: str | os.PathLike[str]) -> SyncReport:
+        """Install (or replace) one wheel; other distributions in the venv stay."""
+        return self.install_wheels([wheel])
+
+    def install_wheels(self, wheels: Iterable[str | os.PathLike[str]]) -> SyncReport:
+        from .venvlock import venv_lock
+
+        start = time.perf_counter()
+        dists = [_wheel_dist(Path(w)) for w in wheels]
+        names = [d.name for d in dists]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise EnvmatError(
+                f"several wheels given for {', '.join(dupes)}",
+                hint="pass one wheel per distribution",
+            )
+        eng = _Engine(self.venv, **self._engine_args)
+        with venv_lock(eng.venv, eng.lock_timeout, eng.notify):
+            created = eng.ensure_venv(self.python, create=True)
+            target = eng.target()
+            recovered = eng.recover(target)
+            _check_tags(dists, target)
+            changes, stats = eng.apply(target, dists, inexact=True)
+        return SyncReport(
+            lock="",
+            venv=str(eng.venv),
+            target=target.describe(),
+            target_info=_target_info(target),
+            changes=tuple(changes),
+            elapsed=time.perf_counter() - start,
+            created_venv=created,
+            downloaded_bytes=0,
+            warnings=tuple(eng.warnings),
+            recovered=recovered,
+            link_mode=stats.get("link_mode"),
+            files_written=stats.get("written", 0),
+            files_removed=stats.get("removed", 0),
+        )
+
+
+def install_wheels_venv(
+    wheels: Iterable[str | os.PathLike[str]], venv: str | os.PathLike[str]
+) -> SyncReport:
+    """Install every wheel into ``venv`` in one transaction (the seed's function)."""
+    return LockedVenv(venv).install_wheels(wheels)

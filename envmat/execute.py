@@ -1,0 +1,224 @@
+"""The executor: applies a FilePlan to the venv as one transaction, in parallel (DESIGN.md §4).
+
+1. journal every path about to change (fsynced) before the first change;
+2. stage new bytes beside their targets, in parallel, one worker per path;
+3. move replaced and removed files into the stash;
+4. rename staged files into place, RECORDs and the state file last;
+5. commit (rename the journal), then drop the stash and emptied directories.
+Any failure before step 5 rolls everything back; a killed process is recovered by the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from attrs import frozen
+
+from . import journal as jr
+from .errors import EnvmatError
+from .fs import Linker, LinkMode, op, write_bytes
+from .installed import STATE_DIR
+from .manifest import TargetFile
+from .plan import FilePlan, pycache_prefix
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_BATCH = 64  # files per task: a thread pool task per tiny file costs more than the link
+
+
+@frozen(kw_only=True)
+class ApplyResult:
+    written: int
+    removed: int
+    link_mode: str
+    fallbacks: tuple[str, ...]
+
+
+def _batches(items: Sequence[T], size: int = _BATCH) -> list[Sequence[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _run_parallel(
+    pool: ThreadPoolExecutor | None, fn: Callable[[Sequence[T]], None], items: Sequence[T]
+) -> None:
+    if not items:
+        return
+    if pool is None or len(items) <= _BATCH:
+        fn(items)
+        return
+    futures = [pool.submit(fn, b) for b in _batches(items)]
+    errors = []
+    for f in futures:
+        try:
+            f.result()
+        except BaseException as e:  # collect, then re-raise the first: every worker must stop first
+            errors.append(e)
+    if errors:
+        raise errors[0]
+
+
+def stale_pycache(prefix: Path, modules: Sequence[str]) -> list[str]:
+    """``__pycache__`` files of removed or rewritten modules (they would shadow nothing, but rot)."""
+    out: list[str] = []
+    listings: dict[str, list[str]] = {}
+    for mod in modules:
+        d, stem = pycache_prefix(mod)
+        if d not in listings:
+            try:
+                listings[d] = os.listdir(prefix / d)
+            except OSError:
+                listings[d] = []
+        out += [
+            f"{d}/{n}"
+            for n in listings[d]
+            if n.startswith(stem) and n.endswith(".pyc") and n.count(".") == 2
+        ]
+    return out
+
+
+def scheme_roots(prefix_rels: Sequence[str]) -> set[str]:
+    roots = {"", STATE_DIR}
+    for r in prefix_rels:
+        while r:
+            roots.add(r)
+            r = posixpath.dirname(r)
+    return roots
+
+
+def apply(
+    prefix: Path,
+    plan: FilePlan,
+    *,
+    link_mode: LinkMode = "auto",
+    jobs: int = 8,
+    stop: set[str] | None = None,
+) -> ApplyResult:
+    """Apply ``plan``; on any error or interrupt before the commit point, restore the venv."""
+    stop = stop or {""}
+    txid = uuid.uuid4().hex[:12]
+    removes = [p for p in plan.removes if os.path.lexists(prefix / p)]
+    removes += [p for p in stale_pycache(prefix, plan.stale_modules) if p not in set(removes)]
+    writes = [(tf, os.path.lexists(prefix / tf.path)) for tf in plan.writes]
+    dirs: list[str] = []
+    seen: set[str] = set()
+    for tf, _ in writes:
+        d = posixpath.dirname(tf.path)
+        chain = []
+        while d and d not in seen:
+            seen.add(d)
+            if os.path.isdir(prefix / d):
+                break
+            chain.append(d)
+            d = posixpath.dirname(d)
+        dirs += reversed(chain)
+    dirs.sort(key=lambda x: x.count("/"))
+    journal = jr.Journal(
+        txid=txid,
+        writes=tuple((tf.path, e) for tf, e in writes),
+        removes=tuple(removes),
+        dirs=tuple(dirs),
+    )
+    linker = Linker(link_mode)
+    try:
+        jr.write_journal(prefix, journal)
+    except OSError as e:
+        raise EnvmatError(
+            f"cannot write the journal in {prefix / STATE_DIR}: {e.strerror}",
+            hint="check that the venv is writable and the disk is not full; nothing was changed",
+        ) from None
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            _apply(prefix, journal, writes, linker, pool)
+        jr.commit(prefix)
+    except BaseException as e:
+        try:
+            jr.rollback(prefix, journal)
+        except OSError as re_:
+            raise EnvmatError(
+                f"applying the changes failed ({_describe(e)}) and so did restoring the venv ({re_.strerror})",
+                hint="run envmat sync again once the cause is fixed: it finishes the rollback first",
+            ) from None
+        if isinstance(e, OSError):
+            raise EnvmatError(
+                f"applying the changes failed: {_describe(e)}; the venv was restored to what it was before",
+                hint="free disk space or fix permissions, then run envmat sync again",
+            ) from None
+        if isinstance(e, KeyboardInterrupt):
+            raise EnvmatError("interrupted; the venv was restored to what it was before") from None
+        raise
+    jr.finish(prefix, journal, stop)
+    return ApplyResult(
+        written=len(writes),
+        removed=len(removes),
+        link_mode=linker.mode,
+        fallbacks=tuple(linker.fallbacks),
+    )
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, OSError):
+        where = f" ({e.filename})" if e.filename else ""
+        return f"{e.strerror or e}{where}"
+    return type(e).__name__ if isinstance(e, KeyboardInterrupt) else str(e)
+
+
+def _apply(
+    prefix: Path,
+    journal: jr.Journal,
+    writes: list[tuple[TargetFile, bool]],
+    linker: Linker,
+    pool: ThreadPoolExecutor,
+) -> None:
+    txid = journal.txid
+    for d in journal.dirs:
+        op()
+        os.makedirs(prefix / d, exist_ok=True)
+
+    def stage(batch: Sequence[tuple[TargetFile, bool]]) -> None:
+        for tf, _ in batch:
+            tmp = str(prefix / jr.staging_name(tf.path, txid))
+            if tf.source.kind == "link":
+                assert tf.source.path is not None
+                linker.place(tf.source.path, tmp, tf.executable)
+            else:
+                assert tf.source.data is not None
+                write_bytes(tmp, tf.source.data, tf.executable)
+
+    _run_parallel(pool, stage, writes)
+
+    stash = prefix / jr.stash_dir(txid)
+    to_stash = [(i, tf.path) for i, (tf, existed) in enumerate(writes) if existed]
+    base = len(writes)
+    to_stash += [(base + j, p) for j, p in enumerate(journal.removes)]
+    if to_stash:
+        op()
+        stash.mkdir()
+        for i, path in to_stash:
+            op()
+            os.rename(prefix / path, stash / str(i))
+
+    # RECORDs and the state file are renamed last, after every file they describe
+    split = next(
+        (
+            k
+            for k, (tf, _) in enumerate(writes)
+            if tf.path.endswith(".dist-info/RECORD") or tf.path.startswith(STATE_DIR)
+        ),
+        len(writes),
+    )
+
+    def commit_files(batch: Sequence[tuple[TargetFile, bool]]) -> None:
+        for tf, _ in batch:
+            op()
+            os.replace(prefix / jr.staging_name(tf.path, txid), prefix / tf.path)
+
+    _run_parallel(pool, commit_files, writes[:split])
+    commit_files(writes[split:])

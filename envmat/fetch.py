@@ -1,0 +1,260 @@
+"""Downloads over HTTP(S) with connection reuse, retries and streaming size/hash checks.
+
+urllib3 is imported here only, and this module only when a file is missing from the cache, so
+a warm or no-op sync never pays for it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import netrc
+import os
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import EnvmatError
+
+log = logging.getLogger(__name__)
+
+_ATTEMPTS = 4  # whole-download attempts for a body that breaks off; urllib3 retries connects itself
+
+
+def redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host += f":{parts.port}"
+        return urlunsplit((parts.scheme, "****@" + host, parts.path, parts.query, parts.fragment))
+    return url
+
+
+class Fetcher:
+    """One connection pool per process, shared by the download threads."""
+
+    def __init__(self, *, timeout: float = 30.0, retries: int = 3) -> None:
+        import urllib3
+
+        self._urllib3 = urllib3
+        self.timeout = timeout
+        retry = urllib3.Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            redirect=10,
+            backoff_factor=0.25,
+            status_forcelist=(429, 500, 502, 503, 504),
+            allowed_methods=None,
+            raise_on_status=False,
+            raise_on_redirect=True,
+        )
+        self._retry = retry
+        ca = (
+            os.environ.get("REQUESTS_CA_BUNDLE")
+            or os.environ.get("CURL_CA_BUNDLE")
+            or os.environ.get("SSL_CERT_FILE")
+        )
+        pool_kw: dict[str, Any] = {"retries": retry, "maxsize": 16, "block": False}
+        if ca:
+            pool_kw["ca_certs"] = ca
+        self._pool_kw = pool_kw
+        self._lock = threading.Lock()
+        self._managers: dict[str, Any] = {}
+        self._netrc: netrc.netrc | bool | None = False
+
+    def _manager_for(self, url: str) -> Any:
+        import urllib.request
+
+        urllib3 = self._urllib3
+        host = urlsplit(url).hostname or ""
+        proxies = urllib.request.getproxies()
+        proxy = None if urllib.request.proxy_bypass(host) else proxies.get(urlsplit(url).scheme)
+        key = proxy or ""
+        with self._lock:
+            mgr = self._managers.get(key)
+            if mgr is None:
+                mgr = (
+                    urllib3.ProxyManager(proxy, **self._pool_kw)
+                    if proxy
+                    else urllib3.PoolManager(**self._pool_kw)
+                )
+                self._managers[key] = mgr
+            return mgr
+
+    def _auth_headers(self, url: str) -> dict[str, str]:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+        if user is None:
+            if self._netrc is False:
+                try:
+                    self._netrc = netrc.netrc(os.environ.get("NETRC"))
+                except (OSError, netrc.NetrcParseError):
+                    self._netrc = None
+            if isinstance(self._netrc, netrc.netrc):
+                auth = self._netrc.authenticators(parts.hostname or "")
+                if auth:
+                    user, password = auth[0], auth[2]
+        if user is None:
+            return {}
+        token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+    def download(
+        self, url: str, dest: Path, *, size: int | None, hashes: Mapping[str, str]
+    ) -> None:
+        """Stream ``url`` into ``dest``, checking size and every supported hash as bytes arrive."""
+        urllib3 = self._urllib3
+        parts = urlsplit(url)
+        clean = urlunsplit(
+            (
+                parts.scheme,
+                parts.hostname + (f":{parts.port}" if parts.port else "")
+                if parts.hostname
+                else parts.netloc,
+                parts.path,
+                parts.query,
+                "",
+            )
+        )
+        headers = self._auth_headers(url)
+        delay = 0.25
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                self._download_once(clean, url, dest, size, hashes, headers)
+                return
+            except (
+                urllib3.exceptions.ProtocolError,
+                urllib3.exceptions.ReadTimeoutError,
+                ConnectionError,
+            ) as e:
+                if attempt == _ATTEMPTS:
+                    raise EnvmatError(
+                        f"download of {redact(url)} failed: {e}",
+                        hint="check the network connection and the URL; envmat retried "
+                        f"{_ATTEMPTS} times",
+                    ) from None
+                log.info("retrying %s after %s", redact(url), e)
+                time.sleep(delay)
+                delay *= 2
+            except urllib3.exceptions.MaxRetryError as e:
+                reason = e.reason
+                if (
+                    isinstance(reason, urllib3.exceptions.ResponseError)
+                    and "redirect" in str(reason).lower()
+                ):
+                    msg = "too many redirects"
+                else:
+                    msg = str(reason or e)
+                raise EnvmatError(
+                    f"download of {redact(url)} failed: {msg}",
+                    hint="check the network connection, proxy settings (HTTPS_PROXY) and the URL",
+                ) from None
+            except urllib3.exceptions.HTTPError as e:
+                raise EnvmatError(
+                    f"download of {redact(url)} failed: {e}", hint="check the URL and the network"
+                ) from None
+
+    def _download_once(
+        self,
+        clean: str,
+        url: str,
+        dest: Path,
+        size: int | None,
+        hashes: Mapping[str, str],
+        headers: dict[str, str],
+    ) -> None:
+        mgr = self._manager_for(clean)
+        resp = mgr.request(
+            "GET",
+            clean,
+            headers=headers,
+            preload_content=False,
+            timeout=self._urllib3.Timeout(connect=self.timeout, read=self.timeout),
+        )
+        try:
+            if resp.status != 200:
+                hint = (
+                    "the server refused the credentials; put them in ~/.netrc or the URL"
+                    if resp.status in (401, 403)
+                    else "check that the URL in the lock still exists"
+                )
+                raise EnvmatError(
+                    f"download of {redact(url)} failed: HTTP {resp.status} {resp.reason or ''}".rstrip(),
+                    hint=hint,
+                )
+            digests = {
+                algo: hashlib.new(algo) for algo in hashes if algo in hashlib.algorithms_guaranteed
+            }
+            got = 0
+            with open(dest, "wb") as out:
+                for chunk in resp.stream(1 << 18):
+                    got += len(chunk)
+                    if size is not None and got > size:
+                        raise EnvmatError(
+                            f"download of {redact(url)} is larger than the {size} bytes the lock says",
+                            hint="the file on the server is not the one that was locked; lock again or fix the server",
+                        )
+                    for d in digests.values():
+                        d.update(chunk)
+                    out.write(chunk)
+        finally:
+            resp.release_conn()
+        check_file(redact(url), got, {a: d.hexdigest() for a, d in digests.items()}, size, hashes)
+
+
+def check_file(
+    what: str,
+    got_size: int,
+    got_hashes: Mapping[str, str],
+    size: int | None,
+    hashes: Mapping[str, str],
+) -> None:
+    """Size first, then every algorithm both sides know (PEP 751: hashes MUST be checked)."""
+    if size is not None and got_size != size:
+        raise EnvmatError(
+            f"size mismatch for {what}",
+            details=[f"expected: {size} bytes", f"actual:   {got_size} bytes"],
+            hint="the file is not the one that was locked; lock again, or restore the file",
+        )
+    checked = False
+    for algo, expected in hashes.items():
+        actual = got_hashes.get(algo)
+        if actual is None:
+            continue
+        checked = True
+        if actual != expected.lower():
+            raise EnvmatError(
+                f"hash mismatch for {what}",
+                details=[f"expected: {algo}:{expected}", f"actual:   {algo}:{actual}"],
+                hint="the file is not the one that was locked; lock again, or restore the file",
+            )
+    if not checked:
+        raise EnvmatError(
+            f"no hash envmat can check for {what} (the lock has {', '.join(hashes) or 'none'})",
+            hint="lock again with sha256 hashes",
+        )
+
+
+def hash_local(path: Path, hashes: Mapping[str, str]) -> tuple[int, dict[str, str]]:
+    digests = {
+        algo: hashlib.new(algo)
+        for algo in set(hashes) | {"sha256"}
+        if algo in hashlib.algorithms_guaranteed
+    }
+    got = 0
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(1 << 20)
+            if not chunk:
+                break
+            got += len(chunk)
+            for d in digests.values():
+                d.update(chunk)
+    return got, {a: d.hexdigest() for a, d in digests.items()}

@@ -1,0 +1,163 @@
+"""Filesystem primitives of the executor: link modes, staging, and the test-only fault hook.
+
+Every change the executor makes to a venv goes through ``op()``, so the fault-injection tests
+can stop the process (``ENVMAT_FAULT_KILL_AFTER=k``) or fail an operation
+(``ENVMAT_FAULT_ERRNO=ENOSPC:k``) at the k-th change.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import threading
+from typing import Literal
+
+log = logging.getLogger(__name__)
+
+LinkMode = Literal["auto", "hardlink", "reflink", "copy", "symlink"]
+LINK_MODES: tuple[LinkMode, ...] = ("auto", "hardlink", "reflink", "copy", "symlink")
+
+_FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
+
+
+class _Faults:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.count = 0
+        kill = os.environ.get("ENVMAT_FAULT_KILL_AFTER")
+        self.kill_after = int(kill) if kill else None
+        spec = os.environ.get("ENVMAT_FAULT_ERRNO")
+        self.errno_after: tuple[int, int] | None = None
+        if spec:
+            name, _, k = spec.partition(":")
+            self.errno_after = (getattr(errno, name), int(k or 1))
+
+    @property
+    def active(self) -> bool:
+        return self.kill_after is not None or self.errno_after is not None
+
+
+_faults = _Faults()
+
+
+def op() -> None:
+    """Count one filesystem change; the test hooks act here (no cost when unset)."""
+    if not _faults.active:
+        return
+    with _faults.lock:
+        _faults.count += 1
+        n = _faults.count
+    if _faults.kill_after is not None and n >= _faults.kill_after:
+        os._exit(137)  # as SIGKILL would: no cleanup, no finally blocks
+    if _faults.errno_after is not None and n >= _faults.errno_after[1]:
+        code = _faults.errno_after[0]
+        raise OSError(code, os.strerror(code))
+
+
+def fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_bytes(path: str, data: bytes, executable: bool) -> None:
+    op()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755 if executable else 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+    finally:
+        os.close(fd)
+
+
+def _reflink(src: str, dst: str, executable: bool) -> None:
+    import fcntl
+
+    sfd = os.open(src, os.O_RDONLY)
+    try:
+        dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755 if executable else 0o644)
+        try:
+            fcntl.ioctl(dfd, _FICLONE, sfd)
+        except OSError:
+            os.close(dfd)
+            os.unlink(dst)
+            raise
+        os.close(dfd)
+    finally:
+        os.close(sfd)
+
+
+def _copy(src: str, dst: str, executable: bool) -> None:
+    # copy_file_range/sendfile under the hood on Linux (shutil fast-copy)
+    with open(src, "rb") as fsrc:
+        fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755 if executable else 0o644)
+        with open(fd, "wb") as fdst:
+            shutil.copyfileobj(fsrc, fdst, 1 << 20)
+
+
+class Linker:
+    """Places cache files at staging paths in the chosen mode, falling back once and saying so."""
+
+    _FALLBACK_ERRNOS = frozenset(
+        {
+            errno.EXDEV,
+            errno.EOPNOTSUPP,
+            errno.ENOTSUP,
+            errno.EINVAL,
+            errno.EPERM,
+            errno.ENOTTY,
+            errno.EMLINK,
+            errno.ENOSYS,
+        }
+    )
+
+    def __init__(self, mode: LinkMode) -> None:
+        self.requested = mode
+        # auto: a reflink costs no space and survives edits; a hardlink needs one filesystem
+        chain: list[LinkMode] = (
+            ["reflink", "hardlink", "copy"] if mode == "auto" else [mode, "copy"]
+        )
+        self._chain = chain
+        self.mode: LinkMode = chain[0]
+        self._lock = threading.Lock()
+        #: fallbacks worth telling the user about (auto's reflink -> hardlink step is expected)
+        self.fallbacks: list[str] = []
+
+    def _fall_back(self, failed: LinkMode, err: OSError) -> None:
+        with self._lock:
+            if self.mode != failed:
+                return
+            nxt = self._chain[self._chain.index(failed) + 1]
+            self.mode = nxt
+            if not (self.requested == "auto" and failed == "reflink"):
+                self.fallbacks.append(f"{failed} failed ({err.strerror}); using {nxt} instead")
+
+    def place(self, src: str, dst: str, executable: bool) -> None:
+        op()
+        while True:
+            mode = self.mode
+            try:
+                if mode == "hardlink":
+                    os.link(src, dst)
+                elif mode == "reflink":
+                    _reflink(src, dst, executable)
+                elif mode == "symlink":
+                    os.symlink(src, dst)
+                else:
+                    _copy(src, dst, executable)
+                return
+            except OSError as e:
+                if mode == "copy" or e.errno not in self._FALLBACK_ERRNOS:
+                    raise
+                self._fall_back(mode, e)

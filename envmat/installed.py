@@ -1,0 +1,155 @@
+"""What the venv holds now: its distributions (from ``*.dist-info``), their RECORDs, envmat's state."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import posixpath
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from attrs import frozen
+from packaging.utils import canonicalize_name
+
+from .record import parse_record, record_hash_to_hex
+from .target import Target
+
+log = logging.getLogger(__name__)
+
+STATE_DIR = ".envmat"
+STATE_FILE = f"{STATE_DIR}/state.json"
+
+
+@frozen(kw_only=True)
+class InstalledFile:
+    path: str  # venv-relative POSIX
+    sha256: str | None
+    size: int | None
+
+
+@frozen(kw_only=True)
+class InstalledDist:
+    name: str  # normalized
+    version: str
+    dist_info: str  # venv-relative
+    installer: str
+    files: tuple[InstalledFile, ...]
+    #: the locked wheel's cache key when envmat installed it (from the state file), else None
+    wheel_key: str | None = None
+    #: RECORD paths that point outside the venv; never touched
+    outside: tuple[str, ...] = ()
+
+
+@frozen(kw_only=True)
+class InstalledState:
+    dists: Mapping[str, InstalledDist]
+    state: Mapping[str, Any]
+
+
+def _metadata_name_version(path: Path) -> tuple[str, str] | None:
+    name = version = None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                if key == "Name":
+                    name = value.strip()
+                elif key == "Version":
+                    version = value.strip()
+    except OSError:
+        return None
+    return (name, version) if name and version else None
+
+
+def read_state(prefix: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((prefix / STATE_FILE).read_bytes())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def scan(prefix: Path, target: Target) -> InstalledState:
+    """One ``scandir`` per site-packages directory; RECORD read for each distribution."""
+    state = read_state(prefix)
+    state_dists: Mapping[str, Any] = state.get("dists", {})
+    dists: dict[str, InstalledDist] = {}
+    site_dirs = dict.fromkeys([target.rel("purelib"), target.rel("platlib")])
+    for site in site_dirs:
+        try:
+            entries = list(os.scandir(prefix / site))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            if not entry.name.endswith(".dist-info") or not entry.is_dir():
+                continue
+            dist = _read_dist(prefix, site, entry.name, state_dists)
+            if dist is not None:
+                dists[dist.name] = dist
+    return InstalledState(dists=dists, state=state)
+
+
+def _read_dist(
+    prefix: Path, site: str, dirname: str, state_dists: Mapping[str, Any]
+) -> InstalledDist | None:
+    info = prefix / site / dirname
+    nv = _metadata_name_version(info / "METADATA")
+    if nv is None:
+        log.warning("ignoring %s: no Name and Version in METADATA", info)
+        return None
+    name = canonicalize_name(nv[0])
+    files: list[InstalledFile] = []
+    outside: list[str] = []
+    try:
+        record = parse_record((info / "RECORD").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        log.warning("%s has no readable RECORD (%s); only its dist-info can be removed", info, e)
+        record = []
+    site_abs = posixpath.join(site)
+    for rec in record:
+        rel = (
+            posixpath.normpath(posixpath.join(site_abs, rec.path))
+            if not posixpath.isabs(rec.path)
+            else None
+        )
+        if rel is None or rel.startswith("../") or rel == "..":
+            # never touch a path outside the venv, whatever a RECORD says (DESIGN.md §4)
+            outside.append(rec.path)
+            continue
+        sha = None
+        if rec.hash:
+            try:
+                algo, hexd = record_hash_to_hex(rec.hash)
+                sha = hexd if algo == "sha256" else None
+            except ValueError:
+                sha = None
+        files.append(InstalledFile(path=rel, sha256=sha, size=rec.size))
+    try:
+        installer = (info / "INSTALLER").read_text(encoding="utf-8").strip()
+    except OSError:
+        installer = ""
+    dist_info = posixpath.join(site, dirname)
+    if not any(f.path == f"{dist_info}/RECORD" for f in files):
+        # a dist-info without a RECORD (or whose RECORD does not list itself) still goes as a whole
+        files += [
+            InstalledFile(path=f"{dist_info}/{p.name}", sha256=None, size=None)
+            for p in info.iterdir()
+            if p.is_file()
+        ]
+    st = state_dists.get(name)
+    wheel_key = (
+        st.get("wheel") if isinstance(st, dict) and st.get("dist_info") == dist_info else None
+    )
+    return InstalledDist(
+        name=name,
+        version=nv[1],
+        dist_info=dist_info,
+        installer=installer,
+        files=tuple(files),
+        wheel_key=wheel_key,
+        outside=tuple(outside),
+    )

@@ -1,0 +1,159 @@
+"""The transaction journal under ``<venv>/.envmat/``: what a sync is about to change, and recovery.
+
+Protocol (DESIGN.md §4): the journal is written and fsynced before the first change; replaced
+and removed files are moved into ``stash-<txid>/``; new bytes are staged beside their targets as
+``.<name>.envmat-<txid>``; renaming ``journal.json`` to ``journal.committed`` is the commit point.
+Recovery is idempotent, so a process killed while recovering is recovered by the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import posixpath
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+from attrs import frozen
+
+from .fs import fsync_dir, op
+from .installed import STATE_DIR
+
+JOURNAL = f"{STATE_DIR}/journal.json"
+COMMITTED = f"{STATE_DIR}/journal.committed"
+
+
+@frozen(kw_only=True)
+class Journal:
+    txid: str
+    #: [path, existed-before] for each file written, in journal order
+    writes: tuple[tuple[str, bool], ...]
+    removes: tuple[str, ...]
+    #: directories the transaction creates, shallow first
+    dirs: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "txid": self.txid,
+            "writes": [list(w) for w in self.writes],
+            "removes": list(self.removes),
+            "dirs": list(self.dirs),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Journal:
+        return cls(
+            txid=d["txid"],
+            writes=tuple((p, bool(e)) for p, e in d["writes"]),
+            removes=tuple(d["removes"]),
+            dirs=tuple(d["dirs"]),
+        )
+
+
+def staging_name(path: str, txid: str) -> str:
+    head, tail = posixpath.split(path)
+    # a dot name with no .py/.pth suffix: never imported or read by site.py while staged
+    return posixpath.join(head, f".{tail}.envmat-{txid}")
+
+
+def stash_dir(txid: str) -> str:
+    return f"{STATE_DIR}/stash-{txid}"
+
+
+def stash_name(txid: str, index: int) -> str:
+    return f"{stash_dir(txid)}/{index}"
+
+
+def write_journal(prefix: Path, journal: Journal) -> None:
+    state = prefix / STATE_DIR
+    state.mkdir(exist_ok=True)
+    tmp = state / f"journal.json.tmp-{journal.txid}"
+    data = json.dumps(journal.to_json()).encode()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, prefix / JOURNAL)
+    fsync_dir(str(state))
+
+
+def commit(prefix: Path) -> None:
+    op()
+    os.replace(prefix / JOURNAL, prefix / COMMITTED)
+    fsync_dir(str(prefix / STATE_DIR))
+
+
+def read_pending(prefix: Path) -> tuple[Literal["commit", "rollback"], Journal] | None:
+    for name, kind in ((COMMITTED, "commit"), (JOURNAL, "rollback")):
+        try:
+            raw = (prefix / name).read_bytes()
+        except FileNotFoundError:
+            continue
+        return kind, Journal.from_json(json.loads(raw))  # type: ignore[return-value]
+    return None
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def prune_dirs(prefix: Path, paths: list[str], stop: set[str]) -> None:
+    """Remove directories left empty by removed files, deepest first, never a scheme root."""
+    candidates: set[str] = set()
+    for p in paths:
+        d = posixpath.dirname(p)
+        while d and d not in stop:
+            candidates.add(d)
+            d = posixpath.dirname(d)
+    for d in sorted(candidates, key=lambda x: x.count("/"), reverse=True):
+        # not empty (or already gone): somebody still owns something there
+        with contextlib.suppress(OSError):
+            os.rmdir(prefix / d)
+
+
+def finish(prefix: Path, journal: Journal, stop: set[str]) -> None:
+    """After the commit point: drop the stash and the directories the change emptied."""
+    shutil.rmtree(prefix / stash_dir(journal.txid), ignore_errors=True)
+    prune_dirs(prefix, list(journal.removes) + [p for p, _ in journal.writes], stop)
+    _unlink(prefix / COMMITTED)
+    fsync_dir(str(prefix / STATE_DIR))
+
+
+def rollback(prefix: Path, journal: Journal) -> None:
+    """Before the commit point: put every stashed file back and remove what was added."""
+    for i, (path, existed) in enumerate(journal.writes):
+        _unlink(prefix / staging_name(path, journal.txid))
+        stashed = prefix / stash_name(journal.txid, i)
+        if os.path.lexists(stashed):
+            os.replace(stashed, prefix / path)
+        elif not existed:
+            _unlink(prefix / path)
+    base = len(journal.writes)
+    for j, path in enumerate(journal.removes):
+        stashed = prefix / stash_name(journal.txid, base + j)
+        if os.path.lexists(stashed):
+            os.replace(stashed, prefix / path)
+    for d in reversed(journal.dirs):
+        with contextlib.suppress(OSError):
+            os.rmdir(prefix / d)
+    shutil.rmtree(prefix / stash_dir(journal.txid), ignore_errors=True)
+    _unlink(prefix / JOURNAL)
+    fsync_dir(str(prefix / STATE_DIR))
+
+
+def recover(prefix: Path, stop: set[str]) -> str | None:
+    """Finish or roll back an interrupted sync; returns what was done, for the user."""
+    pending = read_pending(prefix)
+    if pending is None:
+        return None
+    kind, journal = pending
+    if kind == "commit":
+        finish(prefix, journal, stop)
+        return "finished an interrupted sync (it had reached its commit point)"
+    rollback(prefix, journal)
+    return "rolled back an interrupted sync; the venv is as it was before it"

@@ -1,0 +1,63 @@
+"""The typed lock model every reader produces: what to install, and where each file comes from."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from attrs import field, frozen
+
+SourceKind = Literal["wheel", "sdist", "archive", "vcs", "directory"]
+
+
+@frozen(kw_only=True)
+class FileRef:
+    """One locked file: its name, where to get it and what it must hash to."""
+
+    filename: str
+    url: str | None = None
+    #: absolute path on this machine, already resolved against the lock file's directory
+    path: str | None = None
+    size: int | None = None
+    #: algorithm -> lowercase hex digest, as in PEP 751 ``hashes``
+    hashes: Mapping[str, str] = field(factory=dict)
+
+    @property
+    def sha256(self) -> str | None:
+        return self.hashes.get("sha256")
+
+    @property
+    def location(self) -> str:
+        return self.path or self.url or self.filename
+
+
+@frozen(kw_only=True)
+class LockedDist:
+    """One distribution the selection chose for the target, with the file to install it from."""
+
+    name: str  # normalized (PEP 503)
+    version: str | None
+    kind: SourceKind
+    #: the chosen wheel; None for the source kinds envmat refuses (sdist, vcs, directory, archive of a tree)
+    wheel: FileRef | None
+    #: where it sits in the lock, for error messages: ``packages[3]``
+    key_path: str
+    #: PEP 610 ``direct_url.json`` content when the lock names a direct reference, else None
+    direct_url: Mapping[str, Any] | None = None
+    #: a description of the source for messages (``directory ../lib``)
+    source_desc: str = ""
+
+
+@frozen(kw_only=True)
+class Selection:
+    """What the user asked for on top of the lock: extras and dependency groups (uv's meanings)."""
+
+    extras: tuple[str, ...] = ()
+    all_extras: bool = False
+    groups: tuple[str, ...] = ()
+    all_groups: bool = False
+    no_default_groups: bool = False
+    only_groups: tuple[str, ...] = ()
+    no_dev: bool = False
+    no_install_project: bool = False
+    strict: bool = False

@@ -1,0 +1,194 @@
+"""The target file manifest: every file the venv will hold, where its bytes come from, who owns it.
+
+Pure over the cached wheels' indexes (the only reads are the small ``#!python`` scripts whose
+first line is rewritten). Paths are relative to the venv, in POSIX form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import posixpath
+from collections.abc import Iterable, Mapping
+from typing import Literal
+
+from attrs import frozen
+
+from .cache import CachedWheel, cache_key
+from .errors import EnvmatError
+from .record import RecordEntry, format_record, hex_to_record_hash
+from .scripts import launcher, rewrite_shebang
+from .target import Target
+
+log = logging.getLogger(__name__)
+
+INSTALLER = b"envmat\n"
+
+
+@frozen(kw_only=True)
+class FileSource:
+    kind: Literal["link", "bytes"]
+    #: absolute path in the unpacked cache (``link``)
+    path: str | None = None
+    data: bytes | None = None
+
+
+@frozen(kw_only=True)
+class TargetFile:
+    path: str
+    sha256: str
+    size: int
+    executable: bool
+    source: FileSource
+    owners: tuple[str, ...]
+
+
+@frozen(kw_only=True)
+class DistManifest:
+    name: str
+    version: str
+    dist_info: str  # venv-relative
+    wheel_key: str
+    wheel_filename: str
+    files: tuple[str, ...]  # venv-relative, RECORD included
+
+
+@frozen(kw_only=True)
+class Manifest:
+    files: Mapping[str, TargetFile]
+    dists: Mapping[str, DistManifest]
+    conflicts: tuple[str, ...] = ()
+
+
+def _bytes_file(path: str, data: bytes, owner: str, executable: bool = False) -> TargetFile:
+    return TargetFile(
+        path=path,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        executable=executable,
+        source=FileSource(kind="bytes", data=data),
+        owners=(owner,),
+    )
+
+
+def scheme_dirs(target: Target, dist_name: str) -> dict[str, str]:
+    return {
+        "purelib": target.rel("purelib"),
+        "platlib": target.rel("platlib"),
+        "scripts": target.rel("scripts"),
+        "data": "",
+        # pip and uv put a venv's headers under include/site/pythonX.Y/<dist> (never outside the venv)
+        "headers": f"include/site/python{target.python_version}/{dist_name}",
+    }
+
+
+def dist_files(
+    cached: CachedWheel, target: Target, python: str
+) -> tuple[DistManifest, list[TargetFile]]:
+    """The files one wheel installs, its launchers and its dist-info, RECORD last."""
+    idx = cached.index
+    name = cached.dist.name
+    dirs = scheme_dirs(target, idx.name)
+    site = dirs["purelib" if idx.root_is_purelib else "platlib"]
+    out: list[TargetFile] = []
+    for f in idx.files:
+        vpath = posixpath.join(dirs[f.scheme], f.path) if dirs[f.scheme] else f.path
+        src = str(cached.root / f.scheme / f.path)
+        if f.rewrite_shebang:
+            with open(src, "rb") as fh:
+                out.append(
+                    _bytes_file(vpath, rewrite_shebang(python, fh.read()), name, executable=True)
+                )
+        else:
+            out.append(
+                TargetFile(
+                    path=vpath,
+                    sha256=f.sha256,
+                    size=f.size,
+                    executable=f.executable,
+                    source=FileSource(kind="link", path=src),
+                    owners=(name,),
+                )
+            )
+    for scripts in (idx.console_scripts, idx.gui_scripts):
+        for script, spec in sorted(scripts.items()):
+            vpath = posixpath.join(dirs["scripts"], script)
+            out.append(
+                _bytes_file(vpath, launcher(python, script, spec, name), name, executable=True)
+            )
+    dist_info = posixpath.join(site, idx.dist_info)
+    out.append(_bytes_file(f"{dist_info}/INSTALLER", INSTALLER, name))
+    out.append(_bytes_file(f"{dist_info}/REQUESTED", b"", name))
+    if cached.dist.direct_url is not None:
+        # PEP 610: direct_url.json for direct URL references (archives in a pylock)
+        data = json.dumps(dict(cached.dist.direct_url), sort_keys=True).encode()
+        out.append(_bytes_file(f"{dist_info}/direct_url.json", data, name))
+    record_path = f"{dist_info}/RECORD"
+    entries = [
+        RecordEntry(_record_rel(f.path, site), hex_to_record_hash(f.sha256), f.size) for f in out
+    ]
+    entries.append(RecordEntry(_record_rel(record_path, site), "", None))
+    out.append(_bytes_file(record_path, format_record(entries), name))
+    assert cached.dist.wheel is not None
+    dm = DistManifest(
+        name=name,
+        version=idx.version,
+        dist_info=dist_info,
+        wheel_key=cache_key(cached.dist.wheel),
+        wheel_filename=cached.dist.wheel.filename,
+        files=tuple(f.path for f in out),
+    )
+    return dm, out
+
+
+def _record_rel(vpath: str, site: str) -> str:
+    # PEP 376: RECORD paths are relative to the directory holding the .dist-info (site-packages)
+    return posixpath.relpath(vpath, site)
+
+
+def build_manifest(
+    wheels: Iterable[CachedWheel], target: Target, python: str, *, strict: bool = False
+) -> Manifest:
+    """Merge the wheels' files; one entry per path, with every distribution that ships it."""
+    files: dict[str, TargetFile] = {}
+    dists: dict[str, DistManifest] = {}
+    conflicts: list[str] = []
+    for cached in sorted(wheels, key=lambda c: c.dist.name):
+        dm, dfiles = dist_files(cached, target, python)
+        dists[dm.name] = dm
+        for tf in dfiles:
+            prev = files.get(tf.path)
+            if prev is None:
+                files[tf.path] = tf
+            elif prev.sha256 == tf.sha256:
+                # the nvidia case: identical bytes, one file, several owners (DESIGN.md §4)
+                files[tf.path] = TargetFile(
+                    path=prev.path,
+                    sha256=prev.sha256,
+                    size=prev.size,
+                    executable=prev.executable or tf.executable,
+                    source=prev.source,
+                    owners=(*prev.owners, *tf.owners),
+                )
+            else:
+                # deterministic: the distribution whose name sorts first keeps the path
+                conflicts.append(
+                    f"{tf.path} is shipped with different contents by {', '.join(prev.owners)} and "
+                    f"{', '.join(tf.owners)}; keeping {prev.owners[0]}'s"
+                )
+                files[tf.path] = TargetFile(
+                    path=prev.path,
+                    sha256=prev.sha256,
+                    size=prev.size,
+                    executable=prev.executable,
+                    source=prev.source,
+                    owners=(*prev.owners, *tf.owners),
+                )
+    if conflicts and strict:
+        raise EnvmatError(
+            f"{len(conflicts)} file(s) are shipped by several distributions with different contents",
+            details=conflicts,
+            hint="drop --strict to install anyway (the first distribution by name wins), or lock compatible versions",
+        )
+    return Manifest(files=files, dists=dists, conflicts=tuple(conflicts))

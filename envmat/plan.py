@@ -1,0 +1,231 @@
+"""The diff engine: lock selection + installed state -> per-distribution changes -> file operations.
+
+Pure: no filesystem access. ``plan_dists`` needs only the lock and the scan (so ``envmat plan``
+and a no-op sync never touch the cache); ``plan_files`` adds the manifest of what changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, Literal
+
+from attrs import frozen
+from packaging.version import InvalidVersion, Version
+
+from .cache import cache_key
+from .installed import STATE_FILE, InstalledState
+from .lock.model import LockedDist
+from .manifest import FileSource, Manifest, TargetFile
+
+Action = Literal["add", "replace", "remove", "keep"]
+
+
+@frozen(kw_only=True)
+class DistChange:
+    action: Action
+    name: str
+    version: str | None
+    old_version: str | None = None
+    wheel: str | None = None
+    download_size: int | None = None
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "name": self.name,
+            "version": self.version,
+            "old_version": self.old_version,
+            "wheel": self.wheel,
+            "download_size": self.download_size,
+            "reason": self.reason,
+        }
+
+
+@frozen(kw_only=True)
+class FilePlan:
+    #: files to stage and rename into place; dist-info RECORDs and the state file come last
+    writes: tuple[TargetFile, ...]
+    removes: tuple[str, ...]
+    #: modules whose ``__pycache__`` entries are now stale (removed or rewritten ``.py`` files)
+    stale_modules: tuple[str, ...]
+    #: files that stay because their bytes did not change (minimal change, DESIGN.md §4)
+    unchanged: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not self.writes and not self.removes
+
+
+def same_version(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return a == b
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
+def plan_dists(
+    locked: Sequence[LockedDist],
+    installed: InstalledState,
+    *,
+    inexact: bool = False,
+    reinstall: Collection[str] = (),
+    cached: Collection[str] = (),
+) -> list[DistChange]:
+    """keep / add / replace per locked dist, remove per installed dist the lock does not select.
+
+    ``cached`` holds the cache keys already in the cache, so the plan can say what it downloads.
+    """
+    changes: list[DistChange] = []
+    for d in sorted(locked, key=lambda d: d.name):
+        assert d.wheel is not None
+        key = cache_key(d.wheel)
+        size = None if key in cached or d.wheel.path else d.wheel.size
+        common = {
+            "name": d.name,
+            "version": d.version,
+            "wheel": d.wheel.filename,
+            "download_size": size,
+        }
+        inst = installed.dists.get(d.name)
+        if inst is None:
+            changes.append(DistChange(action="add", reason="not installed", **common))  # type: ignore[arg-type]
+        elif not same_version(inst.version, d.version):
+            changes.append(
+                DistChange(
+                    action="replace",
+                    old_version=inst.version,
+                    reason=f"version {inst.version} is installed",
+                    **common,
+                )  # type: ignore[arg-type]
+            )
+        elif inst.wheel_key is not None and inst.wheel_key != key:
+            changes.append(
+                DistChange(
+                    action="replace",
+                    old_version=inst.version,
+                    reason="the locked wheel changed",
+                    **common,
+                )  # type: ignore[arg-type]
+            )
+        elif d.name in reinstall:
+            changes.append(
+                DistChange(
+                    action="replace",
+                    old_version=inst.version,
+                    reason="installed files were modified",
+                    **common,
+                )  # type: ignore[arg-type]
+            )
+        else:
+            changes.append(
+                DistChange(
+                    action="keep",
+                    name=d.name,
+                    version=d.version,
+                    wheel=d.wheel.filename,
+                    reason="up to date",
+                )
+            )
+    if not inexact:
+        wanted = {d.name for d in locked}
+        for name in sorted(set(installed.dists) - wanted):
+            inst = installed.dists[name]
+            changes.append(
+                DistChange(
+                    action="remove",
+                    name=name,
+                    version=inst.version,
+                    old_version=inst.version,
+                    reason="not in the lock",
+                )
+            )
+    return changes
+
+
+def _state_file(state: Mapping[str, Any]) -> TargetFile:
+    data = json.dumps(state, sort_keys=True, indent=1).encode()
+    return TargetFile(
+        path=STATE_FILE,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        executable=False,
+        source=FileSource(kind="bytes", data=data),
+        owners=(),
+    )
+
+
+def plan_files(
+    changes: Sequence[DistChange], manifest: Manifest, installed: InstalledState
+) -> FilePlan:
+    """The file operations that turn the installed state into the target one."""
+    by_action: dict[str, set[str]] = {
+        "add": set(),
+        "replace": set(),
+        "remove": set(),
+        "keep": set(),
+    }
+    for c in changes:
+        by_action[c.action].add(c.name)
+    kept_files = {
+        f.path: f.sha256 for name in by_action["keep"] for f in installed.dists[name].files
+    }
+    old_files = {
+        f.path: f.sha256
+        for name in by_action["replace"] | by_action["remove"]
+        for f in installed.dists[name].files
+    }
+    writes: list[TargetFile] = []
+    unchanged = 0
+    stale: set[str] = set()
+    for path, tf in manifest.files.items():
+        if kept_files.get(path) == tf.sha256 and tf.sha256:
+            unchanged += 1  # already there, owned by a distribution that stays
+            continue
+        if old_files.get(path) == tf.sha256 and not path.endswith(".dist-info/RECORD"):
+            unchanged += 1  # same bytes as the version being replaced: keep the file
+            continue
+        writes.append(tf)
+        if path.endswith(".py") and path in old_files:
+            stale.add(path)
+    removes = sorted(p for p in old_files if p not in manifest.files and p not in kept_files)
+    stale.update(p for p in removes if p.endswith(".py"))
+
+    dists_state: dict[str, Any] = {}
+    old_state = installed.state.get("dists", {})
+    for name in by_action["keep"]:
+        inst = installed.dists[name]
+        prev = old_state.get(name) if isinstance(old_state, dict) else None
+        dists_state[name] = (
+            prev
+            if isinstance(prev, dict)
+            else {"version": inst.version, "wheel": None, "dist_info": inst.dist_info}
+        )
+    for dm in manifest.dists.values():
+        dists_state[dm.name] = {
+            "version": dm.version,
+            "wheel": dm.wheel_key,
+            "dist_info": dm.dist_info,
+        }
+    new_state = {"version": 1, "dists": dict(sorted(dists_state.items()))}
+    if writes or removes or new_state != installed.state:
+        writes.append(_state_file(new_state))
+    # RECORDs last, the state file after them (DESIGN.md §4 step 4)
+    writes.sort(key=lambda t: (t.path == STATE_FILE, t.path.endswith(".dist-info/RECORD")))
+    return FilePlan(
+        writes=tuple(writes),
+        removes=tuple(removes),
+        stale_modules=tuple(sorted(stale)),
+        unchanged=unchanged,
+    )
+
+
+def pycache_prefix(module: str) -> tuple[str, str]:
+    """(``pkg/__pycache__``, ``mod.``): the directory and name prefix of a module's ``.pyc`` files."""
+    head, tail = posixpath.split(module)
+    return posixpath.join(head, "__pycache__"), tail[: -len(".py")] + "."

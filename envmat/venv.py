@@ -1,0 +1,183 @@
+"""Find the interpreter ``--python`` names, and find, check or create the target venv."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .errors import EnvmatError
+
+_VERSION = re.compile(r"^(?:python|cpython[-@]?)?(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _probe(python: str) -> tuple[str, tuple[int, ...]] | None:
+    """(real executable, version) when ``python`` runs; None for shims of missing versions."""
+    try:
+        proc = subprocess.run(
+            [
+                python,
+                "-I",
+                "-S",
+                "-c",
+                "import sys; print(sys.executable); print(*sys.version_info[:3])",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0:
+        return None
+    exe, _, ver = proc.stdout.strip().partition("\n")
+    try:
+        return exe, tuple(int(x) for x in ver.split())
+    except ValueError:
+        return None
+
+
+def _pyenv_root() -> Path | None:
+    root = os.environ.get("PYENV_ROOT")
+    if root:
+        return Path(root)
+    default = Path.home() / ".pyenv"
+    return default if default.is_dir() else None
+
+
+def _candidates(major: str, minor: str | None, patch: str | None) -> list[str]:
+    short = f"{major}.{minor}" if minor else major
+    found = []
+    exe = shutil.which(f"python{short}")
+    if exe:
+        found.append(exe)
+    root = _pyenv_root()
+    if root and minor:
+        prefix = f"{major}.{minor}.{patch}" if patch else f"{major}.{minor}."
+        versions = sorted(
+            (
+                d
+                for d in (root / "versions").glob(f"{major}.{minor}*")
+                if d.name == prefix or d.name.startswith(prefix)
+            ),
+            key=lambda d: [int(x) if x.isdigit() else -1 for x in re.split(r"[.]", d.name)],
+            reverse=True,
+        )
+        for d in versions:
+            if re.fullmatch(r"\d+\.\d+\.\d+", d.name):
+                found.append(str(d / "bin" / f"python{major}.{minor}"))
+    return found
+
+
+def find_python(spec: str | None) -> Path:
+    """The interpreter ``--python`` means: a version (``3.12``), a name on PATH, or a path."""
+    if spec is None:
+        return Path(sys.executable)
+    m = _VERSION.match(spec.strip())
+    if m:
+        major, minor, patch = m.groups()
+        want = tuple(int(x) for x in (major, minor, patch) if x)
+        for cand in _candidates(major, minor, patch):
+            probed = _probe(cand)
+            if probed and probed[1][: len(want)] == want:
+                return Path(probed[0])
+        raise EnvmatError(
+            f"no Python {spec} interpreter found",
+            context=[
+                f"looked for python{major}{'.' + minor if minor else ''} on PATH and in pyenv's versions directory"
+            ],
+            hint=f"install Python {spec} (e.g. pyenv install {spec}) or pass --python /path/to/python",
+        )
+    path = shutil.which(spec) if os.sep not in spec else spec
+    if path and Path(path).exists():
+        probed = _probe(path)
+        if probed:
+            return Path(probed[0])
+        raise EnvmatError(
+            f"the interpreter {spec} does not run",
+            hint="pass a working interpreter with --python (a version such as 3.12, or a path)",
+        )
+    raise EnvmatError(
+        f"no interpreter {spec!r} found",
+        hint="pass --python with a version such as 3.12 or the path of a python executable",
+    )
+
+
+def read_pyvenv_cfg(venv: Path) -> dict[str, str]:
+    cfg: dict[str, str] = {}
+    try:
+        text = (venv / "pyvenv.cfg").read_text(encoding="utf-8")
+    except OSError:
+        return cfg
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            cfg[key.strip().lower()] = value.strip()
+    return cfg
+
+
+def check_existing_venv(venv: Path) -> bool:
+    """True when ``venv`` is a venv, False when it is missing or an empty directory; else an error."""
+    if not os.path.lexists(venv):
+        return False
+    if not venv.is_dir():
+        raise EnvmatError(
+            f"--venv {venv} is a file, not a directory",
+            hint="pass the path of a virtual environment, or a path that does not exist yet",
+        )
+    if (venv / "pyvenv.cfg").is_file():
+        if not venv_python(venv).exists():
+            raise EnvmatError(
+                f"the venv {venv} has no interpreter ({venv_python(venv).relative_to(venv)} is missing)",
+                hint=f"remove {venv} and run envmat sync again to recreate it",
+            )
+        return True
+    if any(venv.iterdir()):
+        raise EnvmatError(
+            f"{venv} is not a virtual environment (it has no pyvenv.cfg)",
+            hint="pass --venv with a venv or a new path; envmat does not install into other directories",
+        )
+    return False
+
+
+def check_python_matches(venv: Path, spec: str | None, requested: Path | None) -> None:
+    """An existing venv keeps its interpreter: a ``--python`` naming another version is an error."""
+    if spec is None:
+        return
+    cfg = read_pyvenv_cfg(venv)
+    have = cfg.get("version_info") or cfg.get("version") or ""
+    m = _VERSION.match(spec.strip())
+    if m:
+        want = ".".join(x for x in m.groups() if x)
+        ok = have == want or have.startswith(want + ".")
+    else:
+        probed = _probe(str(requested)) if requested else None
+        ok = probed is not None and ".".join(map(str, probed[1])) == have
+    if not ok:
+        raise EnvmatError(
+            f"the venv {venv} uses Python {have or 'unknown'}, but --python asks for {spec}",
+            hint=f"remove {venv} to recreate it with {spec}, or drop --python to keep its interpreter",
+        )
+
+
+def create_venv(venv: Path, python: Path) -> None:
+    """``python -m venv --without-pip``; a failed creation leaves nothing behind."""
+    existed = venv.exists()
+    proc = subprocess.run(
+        [str(python), "-m", "venv", "--without-pip", str(venv)], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        if not existed:
+            shutil.rmtree(venv, ignore_errors=True)
+        raise EnvmatError(
+            f"could not create the venv {venv} with {python}",
+            details=proc.stderr.strip().splitlines()[-3:],
+            hint="check that the interpreter has its venv module (Debian: apt install python3-venv)",
+        )
