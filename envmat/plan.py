@@ -85,53 +85,29 @@ def plan_dists(
     for d in sorted(locked, key=lambda d: d.name):
         assert d.wheel is not None
         key = cache_key(d.wheel)
-        size = None if key in cached or d.wheel.path else d.wheel.size
-        common = {
-            "name": d.name,
-            "version": d.version,
-            "wheel": d.wheel.filename,
-            "download_size": size,
-        }
         inst = installed.dists.get(d.name)
         if inst is None:
-            changes.append(DistChange(action="add", reason="not installed", **common))  # type: ignore[arg-type]
+            action, reason = "add", "not installed"
         elif not same_version(inst.version, d.version):
-            changes.append(
-                DistChange(
-                    action="replace",
-                    old_version=inst.version,
-                    reason=f"version {inst.version} is installed",
-                    **common,
-                )  # type: ignore[arg-type]
-            )
+            action, reason = "replace", f"version {inst.version} is installed"
         elif inst.wheel_key is not None and inst.wheel_key != key:
-            changes.append(
-                DistChange(
-                    action="replace",
-                    old_version=inst.version,
-                    reason="the locked wheel changed",
-                    **common,
-                )  # type: ignore[arg-type]
-            )
+            action, reason = "replace", "the locked wheel changed"
         elif d.name in reinstall:
-            changes.append(
-                DistChange(
-                    action="replace",
-                    old_version=inst.version,
-                    reason="installed files were modified",
-                    **common,
-                )  # type: ignore[arg-type]
-            )
+            action, reason = "replace", "installed files were modified"
         else:
-            changes.append(
-                DistChange(
-                    action="keep",
-                    name=d.name,
-                    version=d.version,
-                    wheel=d.wheel.filename,
-                    reason="up to date",
-                )
+            action, reason = "keep", "up to date"
+        fetch = action != "keep" and key not in cached and not d.wheel.path
+        changes.append(
+            DistChange(
+                action=action,  # type: ignore[arg-type]
+                name=d.name,
+                version=d.version,
+                old_version=inst.version if inst is not None and action == "replace" else None,
+                wheel=d.wheel.filename,
+                download_size=d.wheel.size if fetch else None,
+                reason=reason,
             )
+        )
     if not inexact:
         wanted = {d.name for d in locked}
         for name in sorted(set(installed.dists) - wanted):

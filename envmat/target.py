@@ -20,31 +20,114 @@ from attrs import frozen
 from .errors import EnvmatError
 
 # Bumped whenever the query's output changes shape, so old cache entries are ignored.
-_QUERY_VERSION = 2
+_QUERY_VERSION = 3
 
-# Runs inside the target interpreter with packaging importable (envmat puts packaging's parent
-# directory first on sys.path; packaging supports every CPython envmat targets, 3.8+).
+# Runs inside the target interpreter (any CPython 3.8+), stdlib only: packaging itself may not
+# import there. It reports the marker environment (PEP 508 "Environment Markers", computed as
+# packaging.markers.default_environment does) and the raw facts wheel tags are derived from.
 _QUERY = r"""
-import json, os, sys, sysconfig
-sys.path.insert(0, sys.argv[1])
-from packaging import markers, tags
+import json, os, platform, sys, sysconfig
+def fmt(info):
+    v = "{0.major}.{0.minor}.{0.micro}".format(info)
+    if info.releaselevel != "final":
+        v += info.releaselevel[0] + str(info.serial)
+    return v
+env = {
+    "implementation_name": sys.implementation.name,
+    "implementation_version": fmt(sys.implementation.version),
+    "os_name": os.name,
+    "platform_machine": platform.machine(),
+    "platform_release": platform.release(),
+    "platform_system": platform.system(),
+    "platform_version": platform.version(),
+    "python_full_version": platform.python_version(),
+    "platform_python_implementation": platform.python_implementation(),
+    "python_version": ".".join(platform.python_version_tuple()[:2]),
+    "sys_platform": sys.platform,
+}
 if hasattr(sysconfig, "get_preferred_scheme"):
-    scheme = sysconfig.get_preferred_scheme("prefix")
-    paths = sysconfig.get_paths(scheme=scheme)
+    paths = sysconfig.get_paths(scheme=sysconfig.get_preferred_scheme("prefix"))
 else:
     paths = sysconfig.get_paths()
+import importlib.machinery as m
+cv = sysconfig.get_config_var
 print(json.dumps({
     "executable": sys.executable,
     "prefix": sys.prefix,
-    "base_prefix": getattr(sys, "base_prefix", sys.prefix),
     "version": list(sys.version_info[:3]),
     "implementation": sys.implementation.name,
-    "environment": markers.default_environment(),
-    "tags": [str(t) for t in tags.sys_tags()],
+    "environment": env,
+    "platform": sysconfig.get_platform(),
+    "mac_ver": platform.mac_ver()[0],
+    "is_32bit": sys.maxsize <= 2**32,
+    "py_debug": cv("Py_DEBUG"),
+    "gil_disabled": bool(cv("Py_GIL_DISABLED")),
+    "has_refcount": hasattr(sys, "gettotalrefcount"),
+    "debug_ext": "_d.pyd" in m.EXTENSION_SUFFIXES,
+    "soabi": cv("SOABI"),
     "paths": {k: paths[k] for k in ("purelib", "platlib", "scripts", "include", "data")},
-    "pointer_bits": 64 if sys.maxsize > 2**32 else 32,
 }))
 """
+
+
+def _norm(s: str) -> str:
+    return s.replace(".", "_").replace("-", "_").replace(" ", "_")
+
+
+def _cpython_abis(version: tuple[int, int], facts: Mapping[str, Any]) -> list[str]:
+    """packaging.tags._cpython_abis for another interpreter (3.8+: no pymalloc/ucs4 flags)."""
+    nodot = f"{version[0]}{version[1]}"
+    debug = "d" if facts["py_debug"] or (facts["py_debug"] is None and (facts["has_refcount"] or facts["debug_ext"])) else ""
+    threading = "t" if version >= (3, 13) and facts["gil_disabled"] else ""
+    abis = [f"cp{nodot}{threading}{debug}"]
+    if debug:
+        abis.append(f"cp{nodot}{threading}")
+    return abis
+
+
+def _platforms(facts: Mapping[str, Any]) -> list[str]:
+    """The target's platform tags, most specific first (packaging.tags.platform_tags, per target)."""
+    import sysconfig
+
+    from packaging import _manylinux, _musllinux, tags
+
+    plat = _norm(facts["platform"])
+    if plat == _norm(sysconfig.get_platform()) and facts["is_32bit"] == (sys.maxsize <= 2**32):
+        # the usual case: the target runs on this host with the same architecture, so packaging's
+        # own answer (and its ordering, which changed in 26.3) is the target's answer
+        return list(tags.platform_tags())
+    if plat.startswith("linux_"):
+        if facts["is_32bit"]:
+            plat = {"linux_x86_64": "linux_i686", "linux_aarch64": "linux_armv8l"}.get(plat, plat)
+        arch = plat.split("_", 1)[1]
+        archs = {"armv8l": ["armv8l", "armv7l"]}.get(arch, [arch])
+        # manylinux/musllinux detection reads this process's libc: the target runs on this host
+        out = [f"linux_{a}" for a in archs]
+        return out + list(_manylinux.platform_tags(archs)) + list(_musllinux.platform_tags(archs))
+    if plat.startswith("macosx_") and facts["mac_ver"]:
+        major, minor = (int(x) for x in (facts["mac_ver"].split(".") + ["0"])[:2])
+        return list(tags.mac_platforms((major, minor), facts["environment"]["platform_machine"]))
+    return [plat]
+
+
+def compute_tags(facts: Mapping[str, Any]) -> list[str]:
+    """Supported tags in priority order, as the target's own ``packaging.tags.sys_tags()``."""
+    from packaging import tags
+
+    version = (int(facts["version"][0]), int(facts["version"][1]))
+    platforms = _platforms(facts)
+    impl = facts["implementation"]
+    if impl == "cpython":
+        found = list(tags.cpython_tags(version, _cpython_abis(version, facts), platforms))
+        interpreter = f"cp{version[0]}{version[1]}"
+    else:
+        abbr = {"pypy": "pp", "graalpy": "graalpy"}.get(impl, impl)
+        soabi = facts["soabi"]
+        abis = [_norm(soabi)] if soabi else []
+        interpreter = f"{abbr}{version[0]}{version[1]}"
+        found = list(tags.generic_tags(interpreter, abis, platforms))
+    found += list(tags.compatible_tags(version, interpreter, platforms))
+    return [str(t) for t in found]
 
 
 @frozen(kw_only=True)
@@ -120,7 +203,7 @@ def query_target(python: Path, cache_dir: Path | None) -> Target:
             pass
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     proc = subprocess.run(
-        [str(python), "-I", "-S", "-c", _QUERY, _packaging_root()],
+        [str(python), "-I", "-S", "-c", _QUERY],
         capture_output=True,
         text=True,
         env=env,
@@ -132,13 +215,14 @@ def query_target(python: Path, cache_dir: Path | None) -> Target:
             hint="envmat targets CPython 3.8 or newer; check that the interpreter runs",
         )
     data = json.loads(proc.stdout)
+    data["tags"] = compute_tags(data)
     if tuple(data["version"][:2]) < (3, 8):
         raise EnvmatError(
             f"the interpreter {python} is Python {'.'.join(map(str, data['version']))}",
             hint="envmat targets CPython 3.8 or newer; pass --python 3.8 or newer",
         )
     if cached is not None:
-        _write_cache(cached, proc.stdout)
+        _write_cache(cached, json.dumps(data))
     return Target.from_json(data)
 
 

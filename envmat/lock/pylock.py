@@ -87,11 +87,11 @@ def select_pylock(
     try:
         chosen = list(
             lock.select(
-                environment=dict(target.environment),
+                environment=dict(target.environment),  # type: ignore[arg-type]
                 tags=tags,
                 extras=extras,
                 dependency_groups=groups,
-            )  # type: ignore[arg-type]
+            )
         )
     except PylockSelectError as e:
         raise _select_error(lock_path, lock, target, str(e)) from None

@@ -1,0 +1,500 @@
+"""envmat benchmarks: envmat vs ``uv pip sync`` vs ``pip install --no-deps``, same locks, same run.
+
+    python benchmarks/run.py [--workloads small,medium,namespace] [--runs N]
+                             [--out benchmarks/results] [--tools envmat,uv,pip] [--quick]
+
+See benchmarks/README.md for what each case means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # allow ``python -m`` style and plain script runs alike
+    sys.path.insert(0, str(HERE))
+
+import report  # noqa: E402
+from timing import ProcResult, run_proc, summary  # noqa: E402
+from tools import Envmat, Phase, Pip, Tool, Uv, find_tool  # noqa: E402
+from workloads import (  # noqa: E402
+    DEFAULT_WORKLOADS,
+    WORKLOADS,
+    Workload,
+    check_matches,
+    prepare_workload,
+    rmtree,
+    tree_stats,
+)
+
+# case -> how it is run. Fresh-kind cases make a new venv per run.
+CASES: dict[str, dict[str, object]] = {
+    "fresh": {"kind": "fresh", "link_mode": "hardlink"},
+    "fresh_offline": {"kind": "fresh", "link_mode": "hardlink", "offline": True},
+    "fresh_copy": {"kind": "fresh", "link_mode": "copy"},
+    "compile": {"kind": "fresh", "compile_bytecode": True},
+    "noop": {"kind": "noop"},
+    "upgrade": {"kind": "upgrade"},
+    "remove": {"kind": "remove"},
+    "cold": {"kind": "fresh", "cold": True},
+    "warm_netless": {"kind": "fresh", "link_mode": "hardlink", "netless": True},
+}
+
+
+def runs_for(case: str, runs: int) -> int:
+    if case == "noop":
+        return max(2, 2 * runs)
+    if case in ("compile", "cold"):
+        return max(1, min(runs, 3))
+    if case == "warm_netless":
+        return 1
+    return runs
+
+
+@dataclass
+class CaseResult:
+    workload: str
+    case: str
+    tool: str
+    whole: list[float] = field(default_factory=list)
+    step: list[float] = field(default_factory=list)
+    rss_kb: list[int] = field(default_factory=list)
+    error: str | None = None
+    stderr_tail: str = ""
+    tree: dict[str, int] | None = None
+    skipped: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "workload": self.workload,
+            "case": self.case,
+            "tool": self.tool,
+            "n": len(self.whole),
+            "whole": summary(self.whole),
+            "step": summary(self.step),
+            "whole_runs": [round(x, 6) for x in self.whole],
+            "step_runs": [round(x, 6) for x in self.step],
+            "peak_rss_mb": round(max(self.rss_kb) / 1024, 1) if self.rss_kb else None,
+            "ok": self.error is None and self.skipped is None and bool(self.whole),
+            "error": self.error,
+            "stderr_tail": self.stderr_tail,
+            "skipped": self.skipped,
+            "tree": self.tree,
+        }
+
+
+class Redactor:
+    """Keeps this machine's absolute paths out of everything we write."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        # longest first, so the most specific placeholder wins
+        self.pairs = sorted({(a, b) for a, b in pairs if a and a != "/"}, key=lambda p: -len(p[0]))
+
+    def __call__(self, text: str) -> str:
+        for path, placeholder in self.pairs:
+            text = text.replace(path, placeholder)
+        return text
+
+
+def real_python(spec: str) -> str:
+    """The real interpreter for ``spec`` (a path or a version like 3.11), never a shim."""
+    probe = "import sys; print(getattr(sys, '_base_executable', None) or sys.executable)"
+    if os.sep in spec:
+        candidate = spec
+    elif sys.version_info[:2] == tuple(int(x) for x in spec.split(".")[:2]):
+        candidate = sys.executable
+    else:
+        found = shutil.which(f"python{spec}")
+        if not found:
+            raise SystemExit(f"no python{spec} on PATH; pass --python PATH")
+        candidate = found
+    out = subprocess.run([candidate, "-c", probe], capture_output=True, text=True, check=True)
+    path = out.stdout.strip()
+    return os.path.realpath(path) if os.path.exists(path) else path
+
+
+def netless_prefix() -> list[str] | None:
+    """``unshare -n`` (a network namespace with no route out), if this machine allows it."""
+    if not shutil.which("unshare"):
+        return None
+    for prefix in (["unshare", "-n"], ["unshare", "-rn"]):
+        try:
+            if subprocess.run([*prefix, "true"], capture_output=True).returncode == 0:
+                return prefix
+        except OSError:
+            pass
+    return None
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, tools: list[Tool], redact: Redactor, log) -> None:
+        self.args = args
+        self.tools = tools
+        self.redact = redact
+        self.log = log
+        self.rundir = Path(args.work) / "runs"
+        self.netless = netless_prefix()
+
+    # -- one process list -------------------------------------------------------------
+
+    def _run_phases(
+        self, phases: list[Phase], netless: bool = False
+    ) -> tuple[list[ProcResult], ProcResult | None]:
+        """Run phases in order; return (results, failing result or None)."""
+        results = []
+        for ph in phases:
+            argv = ph.argv
+            if netless and ph.name != "venv" and self.netless:
+                argv = [*self.netless, *argv]
+            res = run_proc(argv, env=ph.env, timeout=self.args.timeout)
+            results.append(res)
+            if not res.ok:
+                return results, res
+        return results, None
+
+    def _fail(self, cr: CaseResult, what: str, res: ProcResult | None, msg: str = "") -> None:
+        if res is not None:
+            cmd = " ".join(shlex.quote(a) for a in res.argv)
+            msg = msg or f"{what}: exit {res.returncode}: {cmd}"
+            cr.stderr_tail = self.redact(res.tail(self.args.tail_lines))
+        cr.error = self.redact(msg or what)
+        self.log(f"    {cr.tool:6s} FAILED ({cr.error.splitlines()[0][:160]})")
+        if cr.stderr_tail:
+            for line in cr.stderr_tail.splitlines()[-4:]:
+                self.log(f"           | {line[:160]}")
+
+    # -- one case ---------------------------------------------------------------------
+
+    def run_case(self, wl: Workload, case: str) -> list[CaseResult]:
+        spec = CASES[case]
+        kind = spec["kind"]
+        n = runs_for(case, self.args.runs)
+        warmup = 0 if case == "warm_netless" else self.args.warmup
+        results: dict[str, CaseResult] = {}
+        active: list[Tool] = []
+        venvs: dict[str, Path] = {}
+        casedir = self.rundir / wl.name / case
+        rmtree(casedir)
+        casedir.mkdir(parents=True, exist_ok=True)
+        for tool in self.tools:
+            if case not in tool.cases:
+                continue
+            cr = results.setdefault(tool.name, CaseResult(wl.name, case, tool.name))
+            if spec.get("netless") and not self.netless:
+                cr.skipped = "unshare -n is not available here"
+                continue
+            if kind in ("noop", "upgrade", "remove"):
+                venv = casedir / f"{tool.name}-venv"
+                start = "old" if kind == "upgrade" else "main"
+                _, bad = self._run_phases(tool.fresh(wl, venv, start))
+                if bad is not None:
+                    self._fail(cr, f"setup (sync to the {start} lock)", bad)
+                    continue
+                venvs[tool.name] = venv
+            active.append(tool)
+
+        for i in range(warmup + n):
+            counted = i >= warmup
+            last = i == warmup + n - 1
+            for tool in list(active):
+                cr = results[tool.name]
+                ok = self._one_run(
+                    wl, case, tool, cr, casedir, venvs.get(tool.name), i, counted, last
+                )
+                if not ok:
+                    active.remove(tool)
+                os.sync()
+        rmtree(casedir)
+        return list(results.values())
+
+    def _one_run(self, wl, case, tool, cr, casedir, venv, i, counted, last) -> bool:
+        spec = CASES[case]
+        kind = spec["kind"]
+        cold_cache: Path | None = None
+        expected = "main"
+        if kind == "fresh":
+            venv = casedir / f"{tool.name}-{i}"
+            if spec.get("cold"):
+                cold_cache = Path(tempfile.mkdtemp(prefix=f"cold-{tool.name}-", dir=casedir))
+            phases = tool.fresh(
+                wl,
+                venv,
+                "main",
+                link_mode=spec.get("link_mode"),  # type: ignore[arg-type]
+                offline=bool(spec.get("offline")),
+                compile_bytecode=bool(spec.get("compile_bytecode")),
+                cache=cold_cache,
+            )
+        else:
+            assert venv is not None
+            if kind == "upgrade":
+                if i > 0:  # back to the old release, untimed
+                    _, bad = self._run_phases(tool.sync(wl, venv, "old"))
+                    if bad is not None:
+                        self._fail(cr, "re-setup (sync to the old lock)", bad)
+                        return False
+                phases = tool.sync(wl, venv, "main")
+            elif kind == "remove":
+                if i > 0:  # back to the full lock, untimed
+                    _, bad = self._run_phases(tool.sync(wl, venv, "main"))
+                    if bad is not None:
+                        self._fail(cr, "re-setup (sync to the main lock)", bad)
+                        return False
+                phases = tool.remove(wl, venv)
+                expected = "minus"
+            else:  # noop
+                phases = tool.sync(wl, venv, "main")
+        try:
+            res, bad = self._run_phases(phases, netless=bool(spec.get("netless")))
+            if bad is not None:
+                self._fail(cr, "run" if counted else "warm-up run", bad)
+                return False
+            mismatch = check_matches(venv, wl.expected(expected))
+            if mismatch:
+                self._fail(cr, "wrong result", None, mismatch)
+                return False
+            if counted:
+                cr.whole.append(sum(r.seconds for r in res))
+                steps = [r.seconds for ph, r in zip(phases, res) if ph.name == "step"]
+                if steps:
+                    cr.step.append(sum(steps))
+                cr.rss_kb.append(max(r.maxrss_kb for r in res))
+            if last:
+                cr.tree = tree_stats(venv)
+            return True
+        finally:
+            if kind == "fresh":
+                rmtree(venv)
+            if cold_cache is not None:
+                rmtree(cold_cache)
+
+    def run_workload(self, wl: Workload) -> list[CaseResult]:
+        out: list[CaseResult] = []
+        for case in self.args.cases:
+            t0 = time.perf_counter()
+            got = self.run_case(wl, case)
+            out.extend(got)
+            parts = []
+            for cr in got:
+                if cr.whole:
+                    s = summary(cr.whole)
+                    assert s is not None
+                    parts.append(f"{cr.tool} {s['median']:.3f}s")
+                else:
+                    parts.append(f"{cr.tool} {'skipped' if cr.skipped else 'FAILED'}")
+            self.log(
+                f"  [{wl.name}] {case:13s} {', '.join(parts)}  ({time.perf_counter() - t0:.0f}s)"
+            )
+        return out
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--workloads",
+        default=",".join(DEFAULT_WORKLOADS),
+        help=f"comma list of {', '.join(WORKLOADS)} or 'all' (default: %(default)s)",
+    )
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=5,
+        help="counted runs per case after the warm-up (noop: 2x, compile/cold: at most 3)",
+    )
+    p.add_argument("--warmup", type=int, default=1, help="uncounted runs before the counted ones")
+    p.add_argument("--tools", default="envmat,uv,pip", help="comma list of envmat, uv, pip")
+    p.add_argument("--cases", default=",".join(CASES), help="comma list of cases (default: all)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="results dir (default: benchmarks/results; --quick: benchmarks/work/quick-results)",
+    )
+    p.add_argument(
+        "--work", default=str(HERE / "work"), help="scratch dir for locks, caches, venvs"
+    )
+    p.add_argument(
+        "--python", default="3.11", help="interpreter for the venvs: a version or a path"
+    )
+    p.add_argument(
+        "--envmat",
+        default=None,
+        help="envmat command (default: envmat next to this python, or on PATH)",
+    )
+    p.add_argument(
+        "--envmat-stub",
+        action="store_true",
+        help="use benchmarks/stub_envmat.py (uv behind envmat's CLI) to test the harness",
+    )
+    p.add_argument(
+        "--uv", default=None, help="uv binary (default: next to this python, or on PATH)"
+    )
+    p.add_argument(
+        "--pip", default=None, help="pip script (default: next to this python, or on PATH)"
+    )
+    p.add_argument("--quick", action="store_true", help="smoke test: small workload, 2 runs")
+    p.add_argument(
+        "--timeout", type=float, default=1800.0, help="seconds before a process is killed"
+    )
+    p.add_argument("--tail-lines", type=int, default=12, help="stderr lines kept for a failure")
+    p.add_argument("--no-plot", action="store_true")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.workloads = "small"
+        args.runs = 2
+        if args.out is None:
+            args.out = str(HERE / "work" / "quick-results")
+    if args.out is None:
+        args.out = str(HERE / "results")
+    args.workloads = (
+        list(WORKLOADS)
+        if args.workloads == "all"
+        else [w.strip() for w in args.workloads.split(",") if w.strip()]
+    )
+    args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    for w in args.workloads:
+        if w not in WORKLOADS:
+            p.error(f"unknown workload {w!r}")
+    for t in args.tools:
+        if t not in ("envmat", "uv", "pip"):
+            p.error(f"unknown tool {t!r}")
+    for c in args.cases:
+        if c not in CASES:
+            p.error(f"unknown case {c!r}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    log: Callable[[str], None] = lambda msg: print(msg, flush=True)  # noqa: E731
+    work = Path(args.work).resolve()
+    out = Path(args.out).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    args.work = str(work)
+
+    python = real_python(args.python)
+    uv = args.uv or find_tool("uv")
+    pip = args.pip or find_tool("pip")
+    if not uv or not pip:
+        raise SystemExit(
+            "uv and pip are needed (the workloads are made with uv, pip's wheel dir with pip)"
+        )
+    if args.envmat_stub:
+        envmat_cmd = [sys.executable, str(HERE / "stub_envmat.py")]
+    elif args.envmat:
+        envmat_cmd = shlex.split(args.envmat)
+    else:
+        found = find_tool("envmat")
+        envmat_cmd = [found] if found else ["envmat"]
+
+    caches = work / "caches"
+    tools: list[Tool] = []
+    for name in args.tools:
+        if name == "envmat":
+            tools.append(Envmat(python, caches / "envmat", envmat_cmd))
+        elif name == "uv":
+            tools.append(Uv(python, caches / "uv", uv))
+        else:
+            tools.append(Pip(python, caches / "pip", pip, uv))
+
+    home = str(Path.home())
+    redact = Redactor([
+        (str(work), "<work>"), (str(HERE.parent), "<repo>"), (str(out), "<out>"),
+        (tempfile.gettempdir(), "<tmp>"), (sys.prefix, "<tools-venv>"),
+        (sys.base_prefix, "<python-prefix>"), (os.path.dirname(os.path.dirname(python)), "<python-prefix>"),
+        (home, "~"),
+    ])  # fmt: skip
+
+    versions = {}
+    for tool in tools:
+        res = run_proc(tool.version(), env=dict(os.environ))
+        versions[tool.name] = redact(
+            (res.stdout.strip() or res.tail(1)).splitlines()[0]
+            if (res.stdout or res.stderr)
+            else ""
+        )
+        if tool.name == "envmat" and args.envmat_stub:
+            versions[tool.name] += " (STUB: uv behind envmat's CLI)"
+    py_ver = subprocess.run([python, "-c", "import platform;print(platform.python_version())"],
+                            capture_output=True, text=True).stdout.strip()  # fmt: skip
+    meta = {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cpus",
+        "platform": platform.platform(),
+        "python": py_ver,
+        "tools": versions,
+        "runs": args.runs,
+        "warmup": args.warmup,
+        "workloads": args.workloads,
+        "cases": args.cases,
+        "argv": redact(" ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))),
+    }
+    log(
+        f"envmat benchmarks: python {py_ver}; "
+        + "; ".join(f"{k}: {v}" for k, v in versions.items())
+    )
+
+    bench = Bench(args, tools, redact, log)
+    if "warm_netless" in args.cases and bench.netless is None:
+        log("note: unshare -n is not available; the warm_netless check is skipped")
+    prep_env = dict(os.environ)
+    prep_env.pop("VIRTUAL_ENV", None)
+    all_results: list[CaseResult] = []
+    workload_info = {}
+    t_start = time.perf_counter()
+    for name in args.workloads:
+        t0 = time.perf_counter()
+        try:
+            wl = prepare_workload(WORKLOADS[name], work, uv, pip, python, prep_env, log)
+        except Exception as exc:  # a workload that cannot be generated must not stop the others
+            log(f"[{name}] could not be prepared: {redact(str(exc))}")
+            workload_info[name] = {"error": redact(str(exc))}
+            continue
+        workload_info[name] = {
+            "requirements": list(wl.spec.requirements),
+            "packages": len(wl.packages),
+            "upgrade": f"{wl.spec.upgrade} {wl.upgrade_from} -> {wl.upgrade_to}",
+            "remove": wl.spec.remove,
+            "notes": wl.notes,
+        }
+        log(f"[{name}] prepared in {time.perf_counter() - t0:.1f}s")
+        all_results.extend(bench.run_workload(wl))
+    meta["seconds"] = round(time.perf_counter() - t_start, 1)
+
+    data = {
+        "meta": meta,
+        "workloads": workload_info,
+        "results": [r.to_json() for r in all_results],
+    }
+    data["ratios"] = report.ratios(data)
+    text = report.render(data)
+    print()
+    print(text)
+    (out / "results.json").write_text(report.dumps(data), encoding="utf-8")
+    (out / "results.md").write_text(text, encoding="utf-8")
+    written = [out / "results.json", out / "results.md"]
+    if not args.no_plot:
+        png = report.plot(data, out / "results.png")
+        if png:
+            written.append(png)
+    log("wrote " + ", ".join(redact(str(p)) for p in written) + f" in {meta['seconds']}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""RECORD parsing and writing (PEP 376/627)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from envmat.record import (
+    RecordEntry,
+    format_record,
+    hex_to_record_hash,
+    parse_record,
+    record_hash_of,
+    record_hash_to_hex,
+)
+
+
+def test_hash_forms_round_trip() -> None:
+    data = b"print('hi')\n"
+    rh = record_hash_of(data)
+    assert rh.startswith("sha256=") and not rh.endswith("=")
+    assert record_hash_to_hex(rh) == ("sha256", hashlib.sha256(data).hexdigest())
+    assert hex_to_record_hash(hashlib.sha256(data).hexdigest()) == rh
+
+
+def test_parse_and_format_round_trip_with_commas_in_paths() -> None:
+    entries = [
+        RecordEntry("pkg/a,b.py", record_hash_of(b"x"), 1),
+        RecordEntry("pkg-1.0.dist-info/RECORD", "", None),
+    ]
+    text = format_record(entries).decode()
+    assert '"pkg/a,b.py"' in text
+    assert parse_record(text) == entries
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("a.py,sha256=x\n", "2 fields"),
+        ("a.py,sha256=abc,notanumber\n", "non-integer size"),
+        (",sha256=abc,1\n", "empty path"),
+        ("a.py,nohash,1\n", "malformed hash"),
+    ],
+)
+def test_malformed_rows_name_the_problem(text: str, needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):
+        parse_record(text)
