@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+__version__ = "0.1.0"
+
 __all__ = ["EnvmatError", "LockedVenv", "SyncReport", "install_wheels_venv", "sync"]
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +101,10 @@ class _Engine:
         locked: Sequence[LockedDist],
         *,
         inexact: bool,
-        reinstall: Iterable[str] = (),
+        reinstall: Mapping[str, Collection[str]] | None = None,
         dry_run: bool = False,
+        fingerprint: str | None = None,
+        compile_bytecode: bool = False,
     ) -> tuple[list[Any], dict[str, Any]]:
         from .installed import scan
         from .plan import plan_dists
@@ -111,7 +113,7 @@ class _Engine:
         cache = self._cache()
         cached_keys = self._cached_keys(cache, locked)
         changes = plan_dists(
-            locked, installed, inexact=inexact, reinstall=set(reinstall), cached=cached_keys
+            locked, installed, inexact=inexact, reinstall=set(reinstall or {}), cached=cached_keys
         )
         stats: dict[str, Any] = {}
         if dry_run:
@@ -127,11 +129,20 @@ class _Engine:
         from .manifest import build_manifest
         from .plan import plan_files
 
-        wheels = cache.prepare(to_install)
+        # a file edited in the venv may be a hardlink into the cache: check those entries first
+        wheels = cache.prepare(to_install, verify=set(reinstall or {}))
         stats["downloaded"] = sum(w.downloaded for w in wheels)
         manifest = build_manifest(wheels, target, str(venv_python(self.venv)), strict=self.strict)
         self.warnings += manifest.conflicts
-        fplan = plan_files(changes, manifest, installed)
+        site_dirs = sorted({target.rel("purelib"), target.rel("platlib")})
+        untrusted = {p for paths in (reinstall or {}).values() for p in paths}
+        fplan = plan_files(
+            changes,
+            manifest,
+            installed,
+            {"fingerprint": fingerprint, "site_dirs": site_dirs},
+            untrusted=untrusted,
+        )
         if not fplan.empty:
             result = apply(
                 self.venv,
@@ -142,7 +153,41 @@ class _Engine:
             )
             stats.update(written=result.written, removed=result.removed, link_mode=result.link_mode)
             self.warnings += result.fallbacks
+        if compile_bytecode:
+            stats["compiled"] = self._compile(target, manifest)
         return changes, stats
+
+    def _compile(self, target: Target, manifest: Any) -> int:
+        from .bytecode import add_to_records, compile_modules
+
+        sites = (target.rel("purelib") + "/", target.rel("platlib") + "/")
+        owner_record: dict[str, str] = {}
+        for dm in manifest.dists.values():
+            for f in dm.files:
+                if f.endswith(".py") and f.startswith(sites):
+                    owner_record.setdefault(f, f"{dm.dist_info}/RECORD")
+        pairs = compile_modules(
+            venv_python(self.venv), [str(self.venv / f) for f in sorted(owner_record)], self.jobs
+        )
+        records: dict[str, list[str]] = {}
+        for src, pyc in pairs:
+            rel_src = os.path.relpath(src, self.venv).replace(os.sep, "/")
+            records.setdefault(owner_record[rel_src], []).append(
+                os.path.relpath(pyc, self.venv).replace(os.sep, "/")
+            )
+        add_to_records(self.venv, records)
+        return len(pairs)
+
+    def modified_files(self, target: Target) -> dict[str, set[str]]:
+        """Missing or modified files per distribution (``--reinstall-modified``)."""
+        from .check import verify_files
+        from .installed import scan
+
+        out: dict[str, set[str]] = {}
+        for issue in verify_files(self.venv, scan(self.venv, target), self.jobs):
+            if issue.dist and issue.path:
+                out.setdefault(issue.dist, set()).add(issue.path)
+        return out
 
     def _cache(self) -> Any:
         from .cache import Cache
@@ -184,6 +229,8 @@ def sync(
     timeout: float = 30.0,
     dry_run: bool = False,
     strict: bool = False,
+    compile_bytecode: bool = False,
+    reinstall_modified: bool = False,
     notify: Notify | None = None,
 ) -> SyncReport:
     """Make ``venv`` hold exactly what ``lock`` selects for its interpreter; see the README."""
@@ -243,7 +290,32 @@ def sync(
             )
             stats: dict[str, Any] = {}
         else:
-            changes, stats = eng.apply(target, locked, inexact=inexact, dry_run=dry_run)
+            from .fastpath import fingerprint, noop_options
+
+            options = noop_options(
+                extras=extras,
+                all_extras=all_extras,
+                groups=groups,
+                all_groups=all_groups,
+                no_default_groups=no_default_groups,
+                only_groups=only_groups,
+                no_dev=no_dev,
+                no_install_project=no_install_project,
+                inexact=inexact,
+                compile_bytecode=compile_bytecode,
+                strict=strict,
+            )
+            fp = fingerprint(str(lock_path), str(eng.venv), options)
+            reinstall = eng.modified_files(target) if reinstall_modified and not create else {}
+            changes, stats = eng.apply(
+                target,
+                locked,
+                inexact=inexact,
+                dry_run=dry_run,
+                fingerprint=fp,
+                reinstall=reinstall,
+                compile_bytecode=compile_bytecode,
+            )
     return SyncReport(
         lock=str(lock_path),
         venv=str(eng.venv),
@@ -369,3 +441,82 @@ def install_wheels_venv(
 ) -> SyncReport:
     """Install every wheel into ``venv`` in one transaction (the seed's function)."""
     return LockedVenv(venv).install_wheels(wheels)
+
+
+class CheckResult:
+    """What ``envmat check`` found."""
+
+    def __init__(
+        self, venv: Path, issues: list[Any], dists: int, files: int, recovered: str | None
+    ) -> None:
+        self.venv = venv
+        self.issues = issues
+        self.dists = dists
+        self.files = files
+        self.recovered = recovered
+
+    @property
+    def ok(self) -> bool:
+        return not self.issues
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "venv": str(self.venv),
+            "ok": self.ok,
+            "distributions": self.dists,
+            "files": self.files,
+            "recovered": self.recovered,
+            "issues": [i.to_json() for i in self.issues],
+        }
+
+
+def check(
+    venv: str | os.PathLike[str],
+    lock: str | os.PathLike[str] | None = None,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    lock_timeout: float | None = None,
+    notify: Notify | None = None,
+    **selection: Any,
+) -> CheckResult:
+    """Verify every installed file against its RECORD, and the venv against ``lock`` if given."""
+    from .check import lock_issues, unowned_files, verify_files
+    from .installed import scan
+    from .venvlock import venv_lock
+
+    eng = _Engine(
+        Path(venv),
+        cache_dir=Path(cache_dir) if cache_dir else None,
+        link_mode="auto",
+        offline=True,
+        jobs=None,
+        lock_timeout=lock_timeout,
+        strict=False,
+        notify=notify,
+    )
+    if not check_existing_venv(eng.venv):
+        raise EnvmatError(
+            f"{eng.venv} is not a virtual environment", hint="pass --venv with the venv to check"
+        )
+    with venv_lock(eng.venv, lock_timeout, eng.notify):
+        target = eng.target()
+        recovered = eng.recover(target)
+        installed = scan(eng.venv, target)
+        issues = verify_files(eng.venv, installed, eng.jobs)
+        issues += unowned_files(eng.venv, installed, [target.rel("purelib"), target.rel("platlib")])
+        if lock is not None:
+            from .lock import read_toml, select_from_lock
+            from .plan import plan_dists
+
+            lock_path = Path(lock)
+            locked, _ = select_from_lock(
+                lock_path, read_toml(lock_path), target, Selection(**selection)
+            )
+            issues += lock_issues(plan_dists(locked, installed))
+    return CheckResult(
+        eng.venv,
+        issues,
+        len(installed.dists),
+        sum(len(d.files) for d in installed.dists.values()),
+        recovered,
+    )

@@ -13,12 +13,14 @@ entry or none, and processes filling one entry at once all succeed (the loser di
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import shutil
 import sys
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,6 +30,8 @@ from .errors import EnvmatError
 from .fetch import check_file, hash_local, redact
 from .lock.model import FileRef, LockedDist
 from .wheel import WheelIndex, unpack_wheel
+
+log = logging.getLogger(__name__)
 
 _SUPPORTED = ("sha256", "sha512", "sha384", "sha3_256", "blake2b", "sha224")
 
@@ -71,6 +75,23 @@ class Cache:
         self.timeout = timeout
         self._fetcher: object | None = None
 
+    def _mark_used(self, key: str) -> None:
+        # index.json's mtime is the entry's last use, for `envmat cache prune`
+        with contextlib.suppress(OSError):
+            os.utime(self.unpacked_dir(key) / "index.json")
+
+    def entry_intact(self, key: str, index: WheelIndex) -> bool:
+        """Every file of an unpacked entry still has the bytes its index records."""
+        root = self.unpacked_dir(key)
+        for f in index.files:
+            try:
+                size, digests = hash_local(root / f.scheme / f.path, {})
+            except OSError:
+                return False
+            if size != f.size or digests["sha256"] != f.sha256:
+                return False
+        return True
+
     def unpacked_dir(self, key: str) -> Path:
         return self.root / "unpacked-v1" / key
 
@@ -108,7 +129,9 @@ class Cache:
             out.append(d)
         return out
 
-    def prepare(self, dists: Sequence[LockedDist]) -> list[CachedWheel]:
+    def prepare(
+        self, dists: Sequence[LockedDist], verify: Collection[str] = ()
+    ) -> list[CachedWheel]:
         """Every dist's wheel unpacked in the cache, fetching and verifying what is missing."""
         if self.offline:
             missing = self.missing(dists)
@@ -127,7 +150,15 @@ class Cache:
             assert d.wheel is not None
             key = cache_key(d.wheel)
             index = self.cached_index(key)
+            if index is not None and d.name in verify and not self.entry_intact(key, index):
+                log.warning(
+                    "cache entry of %s was modified (a hardlinked file edited?); rebuilding it",
+                    d.name,
+                )
+                _remove_entry(self.unpacked_dir(key))
+                index = None
             if index is not None:
+                self._mark_used(key)
                 results[i] = CachedWheel(dist=d, index=index, root=self.unpacked_dir(key))
             else:
                 todo.append((i, d))
@@ -227,3 +258,84 @@ class Cache:
             if work.exists():
                 shutil.rmtree(work, ignore_errors=True)
         return index
+
+
+def _tree_size(path: Path) -> tuple[int, int]:
+    files = size = 0
+    for dirpath, _, filenames in os.walk(path):
+        for name in filenames:
+            try:
+                size += os.lstat(os.path.join(dirpath, name)).st_size
+                files += 1
+            except OSError:
+                pass
+    return files, size
+
+
+def cache_info(root: Path) -> dict[str, object]:
+    archives = list((root / "archives-v1").glob("*.whl")) if (root / "archives-v1").is_dir() else []
+    unpacked = (
+        [p for p in (root / "unpacked-v1").iterdir() if not p.name.startswith(".")]
+        if (root / "unpacked-v1").is_dir()
+        else []
+    )
+    files, size = _tree_size(root) if root.is_dir() else (0, 0)
+    return {
+        "path": str(root),
+        "wheels": len(archives),
+        "unpacked wheels": len(unpacked),
+        "files": files,
+        "size": f"{size / 2**20:.1f} MiB",
+        "bytes": size,
+    }
+
+
+def _remove_entry(path: Path) -> int:
+    """Rename first (atomic: readers see the whole entry or none), then delete."""
+    if not os.path.lexists(path):
+        return 0
+    doomed = path.with_name(f".tmp-delete-{uuid.uuid4().hex}")
+    try:
+        os.rename(path, doomed)
+    except OSError:
+        return 0
+    size = _tree_size(doomed)[1] if doomed.is_dir() else doomed.stat().st_size
+    if doomed.is_dir():
+        shutil.rmtree(doomed, ignore_errors=True)
+    else:
+        doomed.unlink()
+    return size
+
+
+def clean_cache(root: Path) -> dict[str, int]:
+    entries = freed = 0
+    for kind in ("archives-v1", "unpacked-v1", "interpreters"):
+        d = root / kind
+        if d.is_dir():
+            for p in d.iterdir():
+                freed += _remove_entry(p)
+                entries += 1
+    return {"entries": entries, "bytes": freed}
+
+
+def prune_cache(root: Path, *, older_than_days: float) -> dict[str, int]:
+    """Remove wheels no sync installed from in the last ``older_than_days`` days, and leftovers."""
+    import time
+
+    limit = time.time() - older_than_days * 86400
+    entries = freed = 0
+    for d in (root / "unpacked-v1", root / "archives-v1"):
+        if not d.is_dir():
+            continue
+        for p in d.iterdir():
+            stamp = p / "index.json" if p.is_dir() and not p.name.startswith(".") else p
+            try:
+                used = stamp.stat().st_mtime
+            except OSError:
+                used = 0.0
+            # work directories of a crashed fill (older than an hour: not a running one)
+            stale_tmp = p.name.startswith(".tmp-") and used < time.time() - 3600
+            if stale_tmp or (not p.name.startswith(".") and used < limit):
+                freed += _remove_entry(p)
+                entries += 1
+    return {"entries": entries, "bytes": freed}

@@ -1,4 +1,7 @@
-"""Command line: parse arguments, call the library, render the report or the error."""
+"""Command line: parse arguments, call the library, render the report or the error.
+
+Nothing heavy is imported before the no-op fast path has had its chance (DESIGN.md §5).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,12 +29,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="SECONDS",
-        help="give up waiting for another envmat holding the venv (exit 3)",
+        help="give up waiting for another envmat holding the venv after SECONDS (exit 3)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     p.add_argument(
         "-v", "--verbose", action="count", default=0, help="more detail (repeat for debug logs)"
     )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def _add_selection(p: argparse.ArgumentParser) -> None:
@@ -53,30 +58,34 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME",
-        help="install this dependency group (repeatable; replaces the default groups)",
+        help="install this dependency group (repeatable; pylock: replaces the default groups, uv.lock: adds to them)",
     )
     p.add_argument("--all-groups", action="store_true", help="install every dependency group")
-    p.add_argument(
-        "--no-default-groups", action="store_true", help="do not install the lock's default groups"
-    )
+    p.add_argument("--no-default-groups", action="store_true", help="leave out the default groups")
     p.add_argument(
         "--only-group",
         action="append",
         default=[],
         metavar="NAME",
-        help="uv.lock: only this group, not the project",
+        help="only this group, not the project (uv.lock)",
     )
-    p.add_argument("--no-dev", action="store_true", help="uv.lock: leave out the dev group")
+    p.add_argument("--no-dev", action="store_true", help="leave out the dev group (uv.lock)")
     p.add_argument(
         "--no-install-project",
         action="store_true",
-        help="uv.lock: skip the project's own source tree",
+        help="skip the project's own source tree (uv.lock)",
     )
-    p.add_argument("--offline", action="store_true", help="use only the cache and local paths")
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="use only the cache and local paths; never the network",
+    )
     p.add_argument(
         "--strict", action="store_true", help="treat lock warnings and file conflicts as errors"
     )
-    p.add_argument("--json", action="store_true", help="print the plan or report as JSON")
+    p.add_argument(
+        "--inexact", action="store_true", help="keep installed packages the lock does not list"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,22 +97,52 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sync", help="make the venv match the lock (create it if missing)")
     _add_selection(s)
     _add_common(s)
-    s.add_argument("--inexact", action="store_true", help="keep packages the lock does not list")
     s.add_argument(
         "--link-mode",
         choices=LINK_MODES,
         default=os.environ.get("ENVMAT_LINK_MODE", "auto"),
-        help="how files come from the cache (default: auto)",
+        help="how files come from the cache (default: auto = reflink, else hardlink, else copy)",
+    )
+    s.add_argument(
+        "--compile-bytecode",
+        action="store_true",
+        help="compile installed modules to .pyc (listed in RECORD)",
+    )
+    s.add_argument(
+        "--reinstall-modified",
+        action="store_true",
+        help="reinstall distributions whose files were modified or deleted",
     )
     s.add_argument("--jobs", type=int, default=None, help="parallel downloads and file operations")
     s.add_argument(
         "--timeout", type=float, default=30.0, metavar="SECONDS", help="network timeout per request"
     )
-    s.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+    s.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show what would change, change nothing (same as plan)",
+    )
     p = sub.add_parser("plan", help="show what sync would do, change nothing")
     _add_selection(p)
     _add_common(p)
-    p.add_argument("--inexact", action="store_true", help="keep packages the lock does not list")
+    c = sub.add_parser(
+        "check", help="verify installed files against their RECORDs (and against a lock)"
+    )
+    c.add_argument("lock", nargs="?", default=None, help="also compare the venv with this lock")
+    _add_common(c)
+    cache = sub.add_parser("cache", help="inspect or clean the cache")
+    cache.add_argument("action", choices=("dir", "info", "clean", "prune"))
+    cache.add_argument("--cache-dir", default=None, help="cache directory (env ENVMAT_CACHE_DIR)")
+    cache.add_argument(
+        "--older-than",
+        type=float,
+        default=30.0,
+        metavar="DAYS",
+        help="prune: entries no sync used for DAYS",
+    )
+    cache.add_argument("-q", "--quiet", action="store_true")
+    cache.add_argument("-v", "--verbose", action="count", default=0)
+    cache.add_argument("--json", action="store_true")
     return parser
 
 
@@ -114,9 +153,8 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
 
 
-def _selection_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+def _options(args: argparse.Namespace) -> dict[str, Any]:
     return dict(
-        python=args.python,
         extras=args.extra,
         all_extras=args.all_extras,
         groups=args.group,
@@ -125,25 +163,50 @@ def _selection_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         only_groups=args.only_group,
         no_dev=args.no_dev,
         no_install_project=args.no_install_project,
-        offline=args.offline,
-        strict=args.strict,
-        cache_dir=args.cache_dir,
-        lock_timeout=args.lock_timeout,
         inexact=args.inexact,
+        strict=args.strict,
     )
 
 
+def _fast_noop(args: argparse.Namespace, start: float) -> bool:
+    """The no-op fast path (fastpath.py); True when it printed the answer."""
+    if (
+        args.command != "sync"
+        or args.dry_run
+        or args.json
+        or args.reinstall_modified
+        or args.python
+    ):
+        return False
+    from .fastpath import noop_options, try_noop
+
+    kept = try_noop(
+        args.lock, args.venv, noop_options(compile_bytecode=args.compile_bytecode, **_options(args))
+    )
+    if kept is None:
+        return False
+    if not args.quiet:
+        print(
+            f"Nothing to do: {kept} package(s) already match the lock ({time.perf_counter() - start:.2f}s)",
+            file=sys.stderr,
+        )
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    start = time.perf_counter()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        from importlib.metadata import version
+        from . import __version__
 
-        print(f"envmat {version('envmat')}")
+        print(f"envmat {__version__}")
         return 0
     if args.command is None:
         parser.print_help()
         return 2
+    if _fast_noop(args, start):
+        return 0
     _setup_logging(args.verbose, args.quiet)
     from .errors import EnvmatError
 
@@ -152,7 +215,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(msg, file=sys.stderr)
 
     try:
-        return _run(args, notify)
+        if args.command == "check":
+            return _check(args, notify)
+        if args.command == "cache":
+            return _cache(args)
+        return _sync(args, notify)
     except EnvmatError as e:
         print(e.render(), file=sys.stderr)
         return e.exit_code
@@ -161,14 +228,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _run(args: argparse.Namespace, notify: Any) -> int:
+def _sync(args: argparse.Namespace, notify: Any) -> int:
     from .api import sync
     from .report import change_lines, summary_line
 
-    dry = args.command == "plan" or getattr(args, "dry_run", False)
-    kwargs = _selection_kwargs(args)
+    dry = args.command == "plan" or args.dry_run
+    kwargs = _options(args)
+    kwargs.update(
+        python=args.python,
+        offline=args.offline,
+        cache_dir=args.cache_dir,
+        lock_timeout=args.lock_timeout,
+    )
     if args.command == "sync":
-        kwargs.update(link_mode=args.link_mode, jobs=args.jobs, timeout=args.timeout)
+        kwargs.update(
+            link_mode=args.link_mode,
+            jobs=args.jobs,
+            timeout=args.timeout,
+            compile_bytecode=args.compile_bytecode,
+            reinstall_modified=args.reinstall_modified,
+        )
     report = sync(args.lock, args.venv, dry_run=dry, notify=notify, **kwargs)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
@@ -176,8 +255,67 @@ def _run(args: argparse.Namespace, notify: Any) -> int:
     if args.quiet:
         return 0
     # like uv: a sync's account goes to stderr; a plan is the command's output
-    out = sys.stdout if args.command == "plan" else sys.stderr
+    out = sys.stdout if dry else sys.stderr
+    for w in report.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     for line in change_lines(report.changes, verbose=bool(args.verbose) or dry):
         print(line, file=out)
     print(summary_line(report), file=out)
+    return 0
+
+
+def _check(args: argparse.Namespace, notify: Any) -> int:
+    from .api import check
+
+    result = check(
+        args.venv,
+        args.lock,
+        cache_dir=args.cache_dir,
+        lock_timeout=args.lock_timeout,
+        notify=notify,
+    )
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    elif not args.quiet:
+        for issue in result.issues:
+            print(issue.line())
+        if result.ok:
+            print(
+                f"OK: {result.files} files of {result.dists} distribution(s) match their RECORDs"
+                + (" and the lock" if args.lock else "")
+            )
+        else:
+            print(
+                f"{len(result.issues)} problem(s) found; `envmat sync LOCK --reinstall-modified` repairs modified files"
+            )
+    return 0 if result.ok else 1
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .cache import cache_info, clean_cache, default_cache_dir, prune_cache
+
+    root = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    if args.action == "dir":
+        print(root)
+        return 0
+    if args.action == "info":
+        info = cache_info(root)
+        if args.json:
+            print(json.dumps(info, indent=2))
+        else:
+            print(f"cache: {root}")
+            for k, v in info.items():
+                if k != "path":
+                    print(f"  {k}: {v}")
+        return 0
+    if args.action == "clean":
+        freed = clean_cache(root)
+    else:
+        freed = prune_cache(root, older_than_days=args.older_than)
+    if not args.quiet:
+        print(
+            f"removed {freed['entries']} cache entries, {freed['bytes'] / 2**20:.1f} MiB from {root}"
+        )
     return 0

@@ -42,8 +42,13 @@ class _Faults:
 _faults = _Faults()
 
 
-def op() -> None:
-    """Count one filesystem change; the test hooks act here (no cost when unset)."""
+def op(cleanup: bool = False) -> None:
+    """Count one filesystem change; the test hooks act here (no cost when unset).
+
+    ``cleanup`` marks the renames back, unlinks and rmdirs of a rollback or of the work after the
+    commit point: they count (a kill can land there too) but never get the injected errno, which
+    stands for a full disk or a denied write, not for the undo of one.
+    """
     if not _faults.active:
         return
     with _faults.lock:
@@ -51,6 +56,8 @@ def op() -> None:
         n = _faults.count
     if _faults.kill_after is not None and n >= _faults.kill_after:
         os._exit(137)  # as SIGKILL would: no cleanup, no finally blocks
+    if cleanup:
+        return
     if _faults.errno_after is not None and n >= _faults.errno_after[1]:
         code = _faults.errno_after[0]
         raise OSError(code, os.strerror(code))

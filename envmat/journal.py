@@ -118,36 +118,62 @@ def prune_dirs(prefix: Path, paths: list[str], stop: set[str]) -> None:
 
 def finish(prefix: Path, journal: Journal, stop: set[str]) -> None:
     """After the commit point: drop the stash and the directories the change emptied."""
+    op(cleanup=True)
     shutil.rmtree(prefix / stash_dir(journal.txid), ignore_errors=True)
+    op(cleanup=True)
     prune_dirs(prefix, list(journal.removes) + [p for p, _ in journal.writes], stop)
+    op(cleanup=True)
     _unlink(prefix / COMMITTED)
     fsync_dir(str(prefix / STATE_DIR))
 
 
 def rollback(prefix: Path, journal: Journal) -> None:
     """Before the commit point: put every stashed file back and remove what was added."""
+    # each step is counted only when it changes something, so a kill lands on real work
     for i, (path, existed) in enumerate(journal.writes):
-        _unlink(prefix / staging_name(path, journal.txid))
+        staged = prefix / staging_name(path, journal.txid)
+        if os.path.lexists(staged):
+            op(cleanup=True)
+            _unlink(staged)
         stashed = prefix / stash_name(journal.txid, i)
         if os.path.lexists(stashed):
+            op(cleanup=True)
             os.replace(stashed, prefix / path)
-        elif not existed:
+        elif not existed and os.path.lexists(prefix / path):
+            op(cleanup=True)
             _unlink(prefix / path)
     base = len(journal.writes)
     for j, path in enumerate(journal.removes):
         stashed = prefix / stash_name(journal.txid, base + j)
         if os.path.lexists(stashed):
+            op(cleanup=True)
             os.replace(stashed, prefix / path)
     for d in reversed(journal.dirs):
-        with contextlib.suppress(OSError):
-            os.rmdir(prefix / d)
+        if os.path.isdir(prefix / d):
+            op(cleanup=True)
+            with contextlib.suppress(OSError):
+                os.rmdir(prefix / d)
+    op(cleanup=True)
     shutil.rmtree(prefix / stash_dir(journal.txid), ignore_errors=True)
+    op(cleanup=True)
     _unlink(prefix / JOURNAL)
     fsync_dir(str(prefix / STATE_DIR))
 
 
+def _drop_torn_journals(prefix: Path) -> None:
+    """A process killed inside ``write_journal`` leaves its temporary file and changed nothing."""
+    try:
+        names = os.listdir(prefix / STATE_DIR)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith("journal.json.tmp-"):
+            _unlink(prefix / STATE_DIR / name)
+
+
 def recover(prefix: Path, stop: set[str]) -> str | None:
     """Finish or roll back an interrupted sync; returns what was done, for the user."""
+    _drop_torn_journals(prefix)
     pending = read_pending(prefix)
     if pending is None:
         return None

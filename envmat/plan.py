@@ -137,7 +137,12 @@ def _state_file(state: Mapping[str, Any]) -> TargetFile:
 
 
 def plan_files(
-    changes: Sequence[DistChange], manifest: Manifest, installed: InstalledState
+    changes: Sequence[DistChange],
+    manifest: Manifest,
+    installed: InstalledState,
+    extra_state: Mapping[str, Any] | None = None,
+    *,
+    untrusted: Collection[str] = (),
 ) -> FilePlan:
     """The file operations that turn the installed state into the target one."""
     by_action: dict[str, set[str]] = {
@@ -160,10 +165,12 @@ def plan_files(
     unchanged = 0
     stale: set[str] = set()
     for path, tf in manifest.files.items():
-        if kept_files.get(path) == tf.sha256 and tf.sha256:
+        if path in untrusted:
+            pass  # modified on disk (envmat check): rewrite whatever RECORD says
+        elif kept_files.get(path) == tf.sha256 and tf.sha256:
             unchanged += 1  # already there, owned by a distribution that stays
             continue
-        if old_files.get(path) == tf.sha256 and not path.endswith(".dist-info/RECORD"):
+        elif old_files.get(path) == tf.sha256 and not path.endswith(".dist-info/RECORD"):
             unchanged += 1  # same bytes as the version being replaced: keep the file
             continue
         writes.append(tf)
@@ -188,7 +195,15 @@ def plan_files(
             "wheel": dm.wheel_key,
             "dist_info": dm.dist_info,
         }
-    new_state = {"version": 1, "dists": dict(sorted(dists_state.items()))}
+    gone = by_action["replace"] | by_action["remove"]
+    left = [d.dist_info for n, d in installed.dists.items() if n not in gone]
+    new_state = {
+        **(extra_state or {}),
+        "version": 1,
+        "dists": dict(sorted(dists_state.items())),
+        # what the no-op fast path compares with one scandir (fastpath.py)
+        "dist_infos": sorted(set(left) | {dm.dist_info for dm in manifest.dists.values()}),
+    }
     if writes or removes or new_state != installed.state:
         writes.append(_state_file(new_state))
     # RECORDs last, the state file after them (DESIGN.md §4 step 4)

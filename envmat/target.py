@@ -77,7 +77,12 @@ def _norm(s: str) -> str:
 def _cpython_abis(version: tuple[int, int], facts: Mapping[str, Any]) -> list[str]:
     """packaging.tags._cpython_abis for another interpreter (3.8+: no pymalloc/ucs4 flags)."""
     nodot = f"{version[0]}{version[1]}"
-    debug = "d" if facts["py_debug"] or (facts["py_debug"] is None and (facts["has_refcount"] or facts["debug_ext"])) else ""
+    debug = (
+        "d"
+        if facts["py_debug"]
+        or (facts["py_debug"] is None and (facts["has_refcount"] or facts["debug_ext"]))
+        else ""
+    )
     threading = "t" if version >= (3, 13) and facts["gil_disabled"] else ""
     abis = [f"cp{nodot}{threading}{debug}"]
     if debug:
@@ -105,7 +110,7 @@ def _platforms(facts: Mapping[str, Any]) -> list[str]:
         out = [f"linux_{a}" for a in archs]
         return out + list(_manylinux.platform_tags(archs)) + list(_musllinux.platform_tags(archs))
     if plat.startswith("macosx_") and facts["mac_ver"]:
-        major, minor = (int(x) for x in (facts["mac_ver"].split(".") + ["0"])[:2])
+        major, minor = (int(x) for x in ([*facts["mac_ver"].split("."), "0"])[:2])
         return list(tags.mac_platforms((major, minor), facts["environment"]["platform_machine"]))
     return [plat]
 

@@ -359,8 +359,8 @@ def _check_hashes(path: str, hashes: object) -> list[LintIssue]:
                 severity="error",
                 key_path=path,
                 message="no hash algorithm envmat can verify "
-                f"(the lock has: {', '.join(map(str, hashes))}; envmat verifies "
-                f"{', '.join(sorted(VERIFIABLE_ALGORITHMS))})",
+                f"(the lock has: {', '.join(map(str, hashes))}; envmat needs one of "
+                "hashlib.algorithms_guaranteed, such as sha256)",
                 hint="lock again with sha256 hashes",
             ),
         ]
@@ -547,5 +547,5 @@ def _combined_hint(failing: Sequence[LintIssue], strict: bool) -> str:
     hints = list(dict.fromkeys(issue.hint for issue in failing if issue.hint))
     hint = hints[0] if len(hints) == 1 else f"{_REGENERATE_HINT} (spec: {SPEC_URL})"
     if strict and any(issue.severity == "warning" for issue in failing):
-        hint += "; without --strict, warnings do not stop envmat"
+        hint += " (--strict makes warnings errors)"
     return hint

@@ -437,17 +437,23 @@ def _marker(text: str) -> Marker:
 
 def _evaluate(text: str, env: Mapping[str, str], activated: frozenset[str], where: str) -> bool:
     try:
-        marker = _marker(text)
+        return _evaluate_cached(text, frozenset(env.items()), activated)
     except InvalidMarker as e:
         raise EnvmatError(
             f"invalid marker {text!r}: {e}", context=[where], hint="run `uv lock` again"
         ) from None
+
+
+# A lock repeats a few marker texts over many edges; packaging's evaluate rebuilds the default
+# environment on every call, so remember answers (the environment is part of the key).
+@functools.lru_cache(maxsize=8192)
+def _evaluate_cached(text: str, env: frozenset[tuple[str, str]], activated: frozenset[str]) -> bool:
     full: dict[str, str | frozenset[str]] = {
-        **env,
+        **dict(env),
         "extras": activated,
         "dependency_groups": frozenset(),
     }
-    return marker.evaluate(full, context="lock_file")
+    return _marker(text).evaluate(full, context="lock_file")
 
 
 def _edge_marker_holds(
@@ -526,17 +532,17 @@ def walk(
                 continue
             for i, dep in enumerate(deps):
                 where = f"{root.where}.dev-dependencies.{group}[{i}]"
-                target = resolve_edge(lock, dep, where)
-                newly = {encode_extra(target.name, e) for e in _edge_extras(dep)}
+                child = resolve_edge(lock, dep, where)
+                newly = {encode_extra(child.name, e) for e in _edge_extras(dep)}
                 if not _edge_marker_holds(lock, dep, env, frozenset(activated | newly), where):
                     continue
                 activated |= newly
-                install.add(target.index)
-                push(target, _edge_extras(dep))
-    for target, extras in _manifest_roots(lock, request, env):
-        install.add(target.index)
-        activated |= {encode_extra(target.name, e) for e in extras}
-        push(target, extras)
+                install.add(child.index)
+                push(child, _edge_extras(dep))
+    for child, extras in _manifest_roots(lock, request, env):
+        install.add(child.index)
+        activated |= {encode_extra(child.name, e) for e in extras}
+        push(child, extras)
 
     if lock.has_conflicts:
         # uv walks twice when the lock has conflicts: the first pass only gathers the extras that
@@ -550,9 +556,9 @@ def walk(
         for where, dep in _edges(lock.packages[index], extra):
             if not _edge_marker_holds(lock, dep, env, frozen_activated, where):
                 continue
-            target = resolve_edge(lock, dep, where)
-            install.add(target.index)
-            push(target, _edge_extras(dep))
+            child = resolve_edge(lock, dep, where)
+            install.add(child.index)
+            push(child, _edge_extras(dep))
     return install
 
 
@@ -577,12 +583,12 @@ def _activated_by_walk(
     while queue:
         index, extra = queue.popleft()
         for where, dep in _edges(lock.packages[index], extra):
-            target = resolve_edge(lock, dep, where)
-            newly = {encode_extra(target.name, e) for e in _edge_extras(dep)}
+            child = resolve_edge(lock, dep, where)
+            newly = {encode_extra(child.name, e) for e in _edge_extras(dep)}
             if not _edge_marker_holds(lock, dep, env, frozenset(gathered | newly), where):
                 continue
             gathered |= newly
-            for node in [(target.index, None), *((target.index, e) for e in _edge_extras(dep))]:
+            for node in [(child.index, None), *((child.index, e) for e in _edge_extras(dep))]:
                 if node not in seen:
                     seen.add(node)
                     queue.append(node)

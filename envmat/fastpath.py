@@ -1,0 +1,120 @@
+"""The no-op fast path: decide "nothing to do" from one small state file and one directory scan.
+
+Stdlib only, imported before anything heavy (DESIGN.md §5). The fingerprint covers everything
+a sync's outcome depends on: the lock's bytes (and pyproject.toml beside a uv.lock), the
+selection options, the venv's interpreter and envmat's version. A sync writes it into
+``.envmat/state.json`` with the dist-info directories it left; when both still match and no
+journal is pending, the venv already matches the lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from . import __version__
+
+STATE_FILE = ".envmat/state.json"
+JOURNALS = (".envmat/journal.json", ".envmat/journal.committed")
+
+
+def fingerprint(lock: str, venv: str, options: Mapping[str, Any]) -> str | None:
+    h = hashlib.sha256(f"envmat {__version__}\0".encode())
+    try:
+        with open(lock, "rb") as f:
+            h.update(f.read())
+        if os.path.basename(lock) == "uv.lock":
+            pyproject = os.path.join(os.path.dirname(os.path.abspath(lock)), "pyproject.toml")
+            if os.path.exists(pyproject):
+                with open(pyproject, "rb") as f:
+                    h.update(b"\0pyproject\0" + f.read())
+        python = os.path.join(venv, "bin", "python")
+        st = os.stat(python)
+        h.update(f"\0{os.path.realpath(python)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    except OSError:
+        return None
+    h.update(json.dumps(dict(options), sort_keys=True, default=list).encode())
+    return h.hexdigest()
+
+
+def dist_infos(venv: str, site_dirs: list[str]) -> list[str] | None:
+    names: list[str] = []
+    for site in site_dirs:
+        try:
+            with os.scandir(os.path.join(venv, site)) as it:
+                names += [f"{site}/{e.name}" for e in it if e.name.endswith(".dist-info")]
+        except OSError:
+            return None
+    return sorted(names)
+
+
+def try_noop(lock: str, venv: str, options: Mapping[str, Any]) -> int | None:
+    """The number of distributions kept when the venv provably matches, else None."""
+    import fcntl
+
+    venv = os.path.abspath(venv)
+    try:
+        with open(os.path.join(venv, STATE_FILE), "rb") as f:
+            state = json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or any(os.path.lexists(os.path.join(venv, j)) for j in JOURNALS):
+        return None
+    fp = fingerprint(lock, venv, options)
+    if fp is None or state.get("fingerprint") != fp:
+        return None
+    lock_file = os.path.join(os.path.dirname(venv), f".{os.path.basename(venv)}.envmat.lock")
+    try:
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return None
+    try:
+        try:
+            # the same flock filelock takes; busy means a sync is running: take the slow path
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return None
+        site_dirs = state.get("site_dirs")
+        recorded = state.get("dist_infos")
+        if not isinstance(site_dirs, list) or not isinstance(recorded, list):
+            return None
+        if dist_infos(venv, site_dirs) != sorted(recorded):
+            return None
+        if any(os.path.lexists(os.path.join(venv, j)) for j in JOURNALS):
+            return None
+        return len(state.get("dists", {}))
+    finally:
+        os.close(fd)
+
+
+def noop_options(
+    *,
+    extras: Any = (),
+    all_extras: bool = False,
+    groups: Any = (),
+    all_groups: bool = False,
+    no_default_groups: bool = False,
+    only_groups: Any = (),
+    no_dev: bool = False,
+    no_install_project: bool = False,
+    inexact: bool = False,
+    compile_bytecode: bool = False,
+    strict: bool = False,
+) -> dict[str, Any]:
+    """The options a sync's outcome depends on, in the one form both paths hash."""
+    return {
+        "extras": sorted(extras),
+        "all_extras": all_extras,
+        "groups": sorted(groups),
+        "all_groups": all_groups,
+        "no_default_groups": no_default_groups,
+        "only_groups": sorted(only_groups),
+        "no_dev": no_dev,
+        "no_install_project": no_install_project,
+        "inexact": inexact,
+        "compile_bytecode": compile_bytecode,
+        "strict": strict,
+    }
