@@ -9,16 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["EnvmatError", "LockedVenv", "SyncReport", "install_wheels_venv", "sync"]
+__all__ = ["EnvmatError", "LockedVenv", "SyncReport", "check", "install_wheels_venv", "sync"]
 
 if TYPE_CHECKING:
-    from .api import LockedVenv, install_wheels_venv, sync
+    from .api import LockedVenv, check, install_wheels_venv, sync
     from .errors import EnvmatError
     from .report import SyncReport
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("sync", "LockedVenv", "install_wheels_venv"):
+    if name in ("sync", "check", "LockedVenv", "install_wheels_venv"):
         from . import api
 
         return getattr(api, name)
