@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 import pytest
+from packaging.markers import Marker
 from packaging.pylock import Pylock, PylockValidationError
 
 from envmat.errors import EnvmatError
@@ -102,7 +103,7 @@ def test_lint_issue_is_frozen_and_keyword_only() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         issue.message = "other"  # type: ignore[misc]
     with pytest.raises(TypeError):
-        LintIssue("warning", "", "m")  # type: ignore[misc]
+        LintIssue("warning", "", "m")  # type: ignore[call-arg]
 
 
 # -- file name (spec §File Name) ----------------------------------------------------------------
@@ -474,7 +475,7 @@ def test_tokenizer_fallback_when_the_marker_tree_is_unreadable(
     ],
 )
 def test_tokenizer_agrees_with_the_marker_tree(marker: str) -> None:
-    tree = [lint_module._judge(c) for c in lint_module._walk_marker_tree(lint_module.Marker(marker)._markers)]
+    tree = [lint_module._judge(c) for c in lint_module._walk_marker_tree(Marker(marker)._markers)]
     tokens = [lint_module._judge(c) for c in lint_module._tokenize_comparisons(marker)]
     assert tree == tokens
 
@@ -500,8 +501,12 @@ def test_version_on_an_archive_is_fine() -> None:
 
 # -- raise_if_errors ----------------------------------------------------------------------------
 
-WARNING = LintIssue(severity="warning", key_path="packages[0].markr", message="unknown key", hint="h1")
-ERROR = LintIssue(severity="error", key_path="packages[1].wheels[0].hashes", message="bad", hint="h2")
+WARNING = LintIssue(
+    severity="warning", key_path="packages[0].markr", message="unknown key", hint="h1"
+)
+ERROR = LintIssue(
+    severity="error", key_path="packages[1].wheels[0].hashes", message="bad", hint="h2"
+)
 FILE_WARNING = LintIssue(severity="warning", key_path="", message="bad name")
 
 
