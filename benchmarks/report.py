@@ -252,11 +252,12 @@ def plot(data: dict[str, Any], path: Path) -> Path | None:
         ax.set_ylabel("seconds (median, min-max)")
         ax.set_title(f"{wl} ({data['workloads'][wl]['packages']} packages)")
         ax.grid(axis="y", which="both", alpha=0.3)
-        ax.legend(loc="upper right", fontsize=8)
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=len(tools), fontsize=8)
     meta = data["meta"]
     fig.suptitle(
-        "envmat vs uv pip sync vs pip install --no-deps — "
-        + ", ".join(f"{k} {v}" for k, v in meta["tools"].items()),
+        "envmat vs uv pip sync vs pip install --no-deps: "
+        + ", ".join(str(v).split(" from ")[0].split(" (x")[0] for v in meta["tools"].values())
+        + f" (Python {meta['python']}, {meta['machine']})",
         fontsize=9,
     )
     fig.text(

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import subprocess
@@ -95,6 +97,9 @@ class CaseResult:
         }
 
 
+_URL_HOST = re.compile(r"(?<=://)[^/\s\"'<>]+")
+
+
 class Redactor:
     """Keeps this machine's absolute paths out of everything we write."""
 
@@ -105,7 +110,8 @@ class Redactor:
     def __call__(self, text: str) -> str:
         for path, placeholder in self.pairs:
             text = text.replace(path, placeholder)
-        return text
+        # no index / registry host names either: keep the URL's path only
+        return _URL_HOST.sub("<host>", text)
 
 
 def real_python(spec: str) -> str:
@@ -351,6 +357,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--tail-lines", type=int, default=12, help="stderr lines kept for a failure")
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument(
+        "--from-json",
+        default=None,
+        metavar="RESULTS_JSON",
+        help="only re-render the tables and the plot from an earlier results.json into --out",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.workloads = "small"
@@ -381,6 +393,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     log: Callable[[str], None] = lambda msg: print(msg, flush=True)  # noqa: E731
+    if args.from_json:
+        data = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+        data["ratios"] = report.ratios(data)
+        print(report.render(data))
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.md").write_text(report.render(data), encoding="utf-8")
+        if not args.no_plot:
+            report.plot(data, out / "results.png")
+        return 0
     work = Path(args.work).resolve()
     out = Path(args.out).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -423,11 +445,14 @@ def main(argv: list[str] | None = None) -> int:
     versions = {}
     for tool in tools:
         res = run_proc(tool.version(), env=dict(os.environ))
-        versions[tool.name] = redact(
+        first = (
             (res.stdout.strip() or res.tail(1)).splitlines()[0]
             if (res.stdout or res.stderr)
             else ""
         )
+        # "pip 26.3 from ... (python 3.11)" / "uv 0.13.9 (x86_64-...)" -> "pip 26.3" / "uv 0.13.9"
+        first = first.split(" from ")[0].split(" (")[0].strip()
+        versions[tool.name] = redact(first if res.ok else f"{first[:60]} (--version failed)")
         if tool.name == "envmat" and args.envmat_stub:
             versions[tool.name] += " (STUB: uv behind envmat's CLI)"
     py_ver = subprocess.run([python, "-c", "import platform;print(platform.python_version())"],
