@@ -278,7 +278,7 @@ def sync(
         if create and not dry_run:
             eng._cache().prepare(locked)  # fetch and verify everything before the venv exists
             create_venv(eng.venv, eng.interpreter)
-            target = eng.target()
+            target = target.for_new_venv(eng.venv) or eng.target()
         if create and dry_run:
             from .installed import InstalledState
             from .plan import plan_dists

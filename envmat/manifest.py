@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 import posixpath
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Literal
 
 from attrs import frozen
@@ -92,9 +92,12 @@ def dist_files(
     dirs = scheme_dirs(target, idx.name)
     site = dirs["purelib" if idx.root_is_purelib else "platlib"]
     out: list[TargetFile] = []
+    root = str(cached.root)
+    # plain string joins: this loop runs once per installed file
+    prefixes = {k: (v + "/" if v else "") for k, v in dirs.items()}
     for f in idx.files:
-        vpath = posixpath.join(dirs[f.scheme], f.path) if dirs[f.scheme] else f.path
-        src = str(cached.root / f.scheme / f.path)
+        vpath = prefixes[f.scheme] + f.path
+        src = f"{root}/{f.scheme}/{f.path}"
         if f.rewrite_shebang:
             with open(src, "rb") as fh:
                 out.append(
@@ -125,10 +128,9 @@ def dist_files(
         data = json.dumps(dict(cached.dist.direct_url), sort_keys=True).encode()
         out.append(_bytes_file(f"{dist_info}/direct_url.json", data, name))
     record_path = f"{dist_info}/RECORD"
-    entries = [
-        RecordEntry(_record_rel(f.path, site), hex_to_record_hash(f.sha256), f.size) for f in out
-    ]
-    entries.append(RecordEntry(_record_rel(record_path, site), "", None))
+    rel = _record_rel(site)
+    entries = [RecordEntry(rel(f.path), hex_to_record_hash(f.sha256), f.size) for f in out]
+    entries.append(RecordEntry(rel(record_path), "", None))
     out.append(_bytes_file(record_path, format_record(entries), name))
     assert cached.dist.wheel is not None
     dm = DistManifest(
@@ -142,9 +144,21 @@ def dist_files(
     return dm, out
 
 
-def _record_rel(vpath: str, site: str) -> str:
-    # PEP 376: RECORD paths are relative to the directory holding the .dist-info (site-packages)
-    return posixpath.relpath(vpath, site)
+def _record_rel(site: str) -> Callable[[str], str]:
+    """PEP 376: RECORD paths are relative to the directory holding the .dist-info (site-packages)."""
+    inside = site + "/"
+    up = "../" * (site.count("/") + 1)
+
+    def rel(vpath: str) -> str:
+        if vpath.startswith(inside):
+            return vpath[len(inside) :]
+        return (
+            posixpath.relpath(vpath, site)
+            if vpath.startswith(site.split("/", 1)[0] + "/")
+            else up + vpath
+        )
+
+    return rel
 
 
 def build_manifest(

@@ -15,12 +15,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from attrs import frozen
+from attrs import field, frozen
 
 from .errors import EnvmatError
 
 # Bumped whenever the query's output changes shape, so old cache entries are ignored.
-_QUERY_VERSION = 3
+_QUERY_VERSION = 4
 
 # Runs inside the target interpreter (any CPython 3.8+), stdlib only: packaging itself may not
 # import there. It reports the marker environment (PEP 508 "Environment Markers", computed as
@@ -51,6 +51,10 @@ else:
     paths = sysconfig.get_paths()
 import importlib.machinery as m
 cv = sysconfig.get_config_var
+# where a venv made from this interpreter puts things (the venv module's own computation)
+ph = "/@ENVMAT_VENV@"
+vscheme = "venv" if "venv" in sysconfig.get_scheme_names() else ("nt" if os.name == "nt" else "posix_prefix")
+vpaths = sysconfig.get_paths(scheme=vscheme, vars={"base": ph, "platbase": ph, "installed_base": ph, "installed_platbase": ph})
 print(json.dumps({
     "executable": sys.executable,
     "prefix": sys.prefix,
@@ -66,6 +70,7 @@ print(json.dumps({
     "debug_ext": "_d.pyd" in m.EXTENSION_SUFFIXES,
     "soabi": cv("SOABI"),
     "paths": {k: paths[k] for k in ("purelib", "platlib", "scripts", "include", "data")},
+    "venv_paths": {k: vpaths[k] for k in ("purelib", "platlib", "scripts", "data")},
 }))
 """
 
@@ -148,6 +153,8 @@ class Target:
     tags: tuple[str, ...]
     #: sysconfig scheme: purelib, platlib, scripts, include, data (absolute)
     paths: Mapping[str, str]
+    #: the same for a venv made from this interpreter, with ``/@ENVMAT_VENV@`` for its path
+    venv_paths: Mapping[str, str] = field(factory=dict)
 
     @property
     def python_version(self) -> str:
@@ -176,6 +183,24 @@ class Target:
             environment=dict(data["environment"]),
             tags=tuple(data["tags"]),
             paths=dict(data["paths"]),
+            venv_paths=dict(data.get("venv_paths", {})),
+        )
+
+    def for_new_venv(self, venv: Path) -> Target | None:
+        """The target of a venv just made from this interpreter, without asking it again."""
+        if not self.venv_paths:
+            return None
+        paths = {k: v.replace("/@ENVMAT_VENV@", str(venv)) for k, v in self.venv_paths.items()}
+        if not os.path.isdir(paths["purelib"]):
+            return None  # an unusual layout: let the caller ask the venv's interpreter
+        return Target(
+            executable=str(venv / "bin" / "python"),
+            prefix=str(venv),
+            version=self.version,
+            implementation=self.implementation,
+            environment=self.environment,
+            tags=self.tags,
+            paths={**paths, "include": str(venv / "include")},
         )
 
 

@@ -170,8 +170,12 @@ def check_python_matches(venv: Path, spec: str | None, requested: Path | None) -
 def create_venv(venv: Path, python: Path) -> None:
     """``python -m venv --without-pip``; a failed creation leaves nothing behind."""
     existed = venv.exists()
+    # -I -S: the venv module needs no site-packages, and skipping site halves the time on
+    # interpreters whose site runs .pth files (pyenv's: 0.10 s -> 0.05 s)
     proc = subprocess.run(
-        [str(python), "-m", "venv", "--without-pip", str(venv)], capture_output=True, text=True
+        [str(python), "-I", "-S", "-m", "venv", "--without-pip", str(venv)],
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
         if not existed:

@@ -7,15 +7,12 @@ sha256, plus what installation needs from the metadata (entry points, the dist-i
 
 from __future__ import annotations
 
-import configparser
 import hashlib
 import os
 import posixpath
 import re
 import stat
-import zipfile
 from collections.abc import Mapping
-from email.parser import HeaderParser
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +114,8 @@ def safe_relpath(path: str) -> str | None:
 
 
 def parse_entry_points(text: str) -> dict[str, dict[str, str]]:
+    import configparser
+
     cp = configparser.ConfigParser(delimiters=("=",), interpolation=None)
     cp.optionxform = str  # type: ignore[assignment,method-assign]  # names are case-sensitive
     cp.read_string(text)
@@ -147,6 +146,11 @@ def unpack_wheel(wheel_path: Path, dest: Path, filename: str | None = None) -> W
     and size it has (binary distribution format, "The .dist-info directory"), and no path may
     leave its scheme directory.
     """
+    # imported here: a sync whose wheels are all unpacked in the cache never needs them
+    import configparser
+    import zipfile
+    from email.parser import HeaderParser
+
     filename = filename or wheel_path.name
     try:
         zf = zipfile.ZipFile(wheel_path)
