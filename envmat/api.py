@@ -12,6 +12,7 @@ from typing import Any
 from .errors import EnvmatError
 from .fs import LINK_MODES, LinkMode
 from .lock.model import FileRef, LockedDist, Selection
+from .progress import Progress
 from .report import SyncReport
 from .target import Target, query_target
 from .venv import check_existing_venv, check_python_matches, create_venv, find_python, venv_python
@@ -49,9 +50,11 @@ class _Engine:
         strict: bool,
         timeout: float = 30.0,
         notify: Notify | None = None,
+        progress: Progress | None = None,
     ) -> None:
         from .cache import default_cache_dir
 
+        self.progress = progress
         if link_mode not in LINK_MODES:
             raise EnvmatError(
                 f"unknown link mode {link_mode!r}", hint=f"use one of {', '.join(LINK_MODES)}"
@@ -192,7 +195,13 @@ class _Engine:
     def _cache(self) -> Any:
         from .cache import Cache
 
-        return Cache(self.cache_dir, offline=self.offline, jobs=self.jobs, timeout=self.timeout)
+        return Cache(
+            self.cache_dir,
+            offline=self.offline,
+            jobs=self.jobs,
+            timeout=self.timeout,
+            progress=self.progress,
+        )
 
     @staticmethod
     def _cached_keys(cache: Any, locked: Sequence[LockedDist]) -> set[str]:
@@ -232,6 +241,7 @@ def sync(
     compile_bytecode: bool = False,
     reinstall_modified: bool = False,
     notify: Notify | None = None,
+    progress: Progress | None = None,
 ) -> SyncReport:
     """Make ``venv`` hold exactly what ``lock`` selects for its interpreter; see the README."""
     from .lock import read_toml, select_from_lock
@@ -261,6 +271,7 @@ def sync(
         strict=strict,
         timeout=timeout,
         notify=notify,
+        progress=progress,
     )
     with venv_lock(eng.venv, lock_timeout, eng.notify):
         create = eng.ensure_venv(python, create=False)

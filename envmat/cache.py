@@ -29,6 +29,7 @@ from attrs import frozen
 from .errors import EnvmatError
 from .fetch import check_file, hash_local, redact
 from .lock.model import FileRef, LockedDist
+from .progress import NoProgress, Progress
 from .wheel import WheelIndex, unpack_wheel
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,15 @@ class CachedWheel:
 
 class Cache:
     def __init__(
-        self, root: Path, *, offline: bool = False, jobs: int = 8, timeout: float = 30.0
+        self,
+        root: Path,
+        *,
+        offline: bool = False,
+        jobs: int = 8,
+        timeout: float = 30.0,
+        progress: Progress | None = None,
     ) -> None:
+        self.progress: Progress = progress or NoProgress()
         self.root = root
         self.offline = offline
         self.jobs = jobs
@@ -225,7 +233,17 @@ class Cache:
         work.mkdir()
         tmp = work / "download"
         try:
-            fetcher.download(ref.url, tmp, size=ref.size, hashes=ref.hashes)
+            self.progress.download_started(ref.filename, ref.size)
+            try:
+                fetcher.download(
+                    ref.url,
+                    tmp,
+                    size=ref.size,
+                    hashes=ref.hashes,
+                    on_bytes=lambda n: self.progress.download_advanced(ref.filename, n),
+                )
+            finally:
+                self.progress.download_finished(ref.filename)
             # only verified bytes enter the cache (DESIGN.md §3)
             os.replace(tmp, archive)
         finally:

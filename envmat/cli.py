@@ -248,7 +248,17 @@ def _sync(args: argparse.Namespace, notify: Any) -> int:
             compile_bytecode=args.compile_bytecode,
             reinstall_modified=args.reinstall_modified,
         )
-    report = sync(args.lock, args.venv, dry_run=dry, notify=notify, **kwargs)
+    progress = None
+    if not args.quiet and not dry and not args.json:
+        from .report import BarProgress, LineProgress
+
+        # bars on a terminal, plain lines in logs, nothing with -q
+        progress = BarProgress(sys.stderr) if sys.stderr.isatty() else LineProgress(sys.stderr)
+    try:
+        report = sync(args.lock, args.venv, dry_run=dry, notify=notify, progress=progress, **kwargs)
+    finally:
+        if progress is not None:
+            progress.close()
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
         return 0

@@ -13,7 +13,7 @@ import netrc
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -107,7 +107,13 @@ class Fetcher:
         return {"Authorization": f"Basic {token}"}
 
     def download(
-        self, url: str, dest: Path, *, size: int | None, hashes: Mapping[str, str]
+        self,
+        url: str,
+        dest: Path,
+        *,
+        size: int | None,
+        hashes: Mapping[str, str],
+        on_bytes: Callable[[int], None] | None = None,
     ) -> None:
         """Stream ``url`` into ``dest``, checking size and every supported hash as bytes arrive."""
         urllib3 = self._urllib3
@@ -127,7 +133,7 @@ class Fetcher:
         delay = 0.25
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                self._download_once(clean, url, dest, size, hashes, headers)
+                self._download_once(clean, url, dest, size, hashes, headers, on_bytes)
                 return
             except (
                 urllib3.exceptions.ProtocolError,
@@ -169,6 +175,7 @@ class Fetcher:
         size: int | None,
         hashes: Mapping[str, str],
         headers: dict[str, str],
+        on_bytes: Callable[[int], None] | None = None,
     ) -> None:
         mgr = self._manager_for(clean)
         resp = mgr.request(
@@ -204,6 +211,8 @@ class Fetcher:
                     for d in digests.values():
                         d.update(chunk)
                     out.write(chunk)
+                    if on_bytes is not None:
+                        on_bytes(len(chunk))
         finally:
             resp.release_conn()
         check_file(redact(url), got, {a: d.hexdigest() for a, d in digests.items()}, size, hashes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -116,3 +117,80 @@ def summary_line(report: SyncReport) -> str:
     parts = [f"added {n_add}", f"replaced {n_rep}", f"removed {n_rem}", f"kept {n_keep}"]
     extra = f", downloaded {_size(report.downloaded_bytes)}" if report.downloaded_bytes else ""
     return f"Synced {report.venv}: " + ", ".join(parts) + f" package(s){extra} in {t}"
+
+
+class LineProgress:
+    """Plain lines for logs and CI: one when a download starts, one when installing starts."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def download_started(self, name: str, size: int | None) -> None:
+        print(
+            f"Downloading {name}" + (f" ({_size(size)})" if size else ""),
+            file=self.stream,
+            flush=True,
+        )
+
+    def download_advanced(self, name: str, nbytes: int) -> None:
+        pass
+
+    def download_finished(self, name: str) -> None:
+        pass
+
+    def install_started(self, files: int) -> None:
+        print(f"Installing {files} file(s)", file=self.stream, flush=True)
+
+    def install_advanced(self, files: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class BarProgress:
+    """Bars on a terminal (tqdm, imported only when a bar is shown): bytes downloaded, files placed."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self._bars: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _bar(self, key: str, **kw: Any) -> Any:
+        from tqdm import tqdm
+
+        bar = tqdm(file=self.stream, leave=False, dynamic_ncols=True, **kw)
+        self._bars[key] = bar
+        return bar
+
+    def download_started(self, name: str, size: int | None) -> None:
+        with self._lock:
+            self._bar(
+                name, total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=name[:40]
+            )
+
+    def download_advanced(self, name: str, nbytes: int) -> None:
+        bar = self._bars.get(name)
+        if bar is not None:
+            bar.update(nbytes)
+
+    def download_finished(self, name: str) -> None:
+        with self._lock:
+            bar = self._bars.pop(name, None)
+        if bar is not None:
+            bar.close()
+
+    def install_started(self, files: int) -> None:
+        with self._lock:
+            self._bar(" install", total=files, unit="file", desc="Installing")
+
+    def install_advanced(self, files: int) -> None:
+        bar = self._bars.get(" install")
+        if bar is not None:
+            bar.update(files)
+
+    def close(self) -> None:
+        with self._lock:
+            for bar in self._bars.values():
+                bar.close()
+            self._bars.clear()
