@@ -70,15 +70,25 @@ class _Engine:
         self.notify = notify or (lambda msg: log.info("%s", msg))
         self.warnings: list[str] = []
 
-    def ensure_venv(self, python: str | None, *, create: bool) -> bool:
-        """Check the venv, or find the interpreter for a new one; True when it must be created."""
+    def open(self, python: str | None) -> tuple[bool, Target, str | None]:
+        """(must create, target, recovery message) for the venv, creating nothing yet.
+
+        For a missing venv the target comes from the interpreter that will make it, so that a
+        lock or wheel that does not fit fails before any venv exists. An existing venv keeps
+        its interpreter, and an interrupted sync in it is finished or rolled back first.
+        """
         if check_existing_venv(self.venv):
             check_python_matches(self.venv, python, None)
-            return False
+            target = self.target()
+            return False, target, self.recover(target)
         self.interpreter = find_python(python)
-        if create:
-            create_venv(self.venv, self.interpreter)
-        return True
+        return True, self.target(self.interpreter), None
+
+    def create(self, base: Target, dists: Sequence[LockedDist]) -> Target:
+        """Fetch and verify every file, then make the venv; its target without asking again."""
+        self._cache().prepare(dists)
+        create_venv(self.venv, self.interpreter)
+        return base.for_new_venv(self.venv) or self.target()
 
     def target(self, interpreter: Path | None = None) -> Target:
         return query_target(interpreter or venv_python(self.venv), self.cache_dir)
@@ -273,57 +283,44 @@ def sync(
         notify=notify,
         progress=progress,
     )
+    from .fastpath import fingerprint, noop_options
+
+    options = noop_options(
+        extras=extras,
+        all_extras=all_extras,
+        groups=groups,
+        all_groups=all_groups,
+        no_default_groups=no_default_groups,
+        only_groups=only_groups,
+        no_dev=no_dev,
+        no_install_project=no_install_project,
+        inexact=inexact,
+        compile_bytecode=compile_bytecode,
+        strict=strict,
+    )
     with venv_lock(eng.venv, lock_timeout, eng.notify):
-        create = eng.ensure_venv(python, create=False)
-        if create and dry_run:
-            target = eng.target(eng.interpreter)
-            recovered = None
-        else:
-            # select against the interpreter before creating anything, so a bad selection leaves no venv
-            target = eng.target(eng.interpreter if create else None)
-            recovered = None if create else eng.recover(target)
+        create, target, recovered = eng.open(python)
         locked, warnings = select_from_lock(lock_path, data, target, selection)
         eng.warnings += warnings
         for w in warnings:
             eng.notify(f"warning: {w}")
-        if create and not dry_run:
-            eng._cache().prepare(locked)  # fetch and verify everything before the venv exists
-            create_venv(eng.venv, eng.interpreter)
-            target = target.for_new_venv(eng.venv) or eng.target()
         if create and dry_run:
             from .installed import InstalledState
             from .plan import plan_dists
 
-            changes = plan_dists(
-                locked,
-                InstalledState(dists={}, state={}),
-                cached=eng._cached_keys(eng._cache(), locked),
-            )
+            cached = eng._cached_keys(eng._cache(), locked)
+            changes = plan_dists(locked, InstalledState(dists={}, state={}), cached=cached)
             stats: dict[str, Any] = {}
         else:
-            from .fastpath import fingerprint, noop_options
-
-            options = noop_options(
-                extras=extras,
-                all_extras=all_extras,
-                groups=groups,
-                all_groups=all_groups,
-                no_default_groups=no_default_groups,
-                only_groups=only_groups,
-                no_dev=no_dev,
-                no_install_project=no_install_project,
-                inexact=inexact,
-                compile_bytecode=compile_bytecode,
-                strict=strict,
-            )
-            fp = fingerprint(str(lock_path), str(eng.venv), options)
+            if create:
+                target = eng.create(target, locked)
             reinstall = eng.modified_files(target) if reinstall_modified and not create else {}
             changes, stats = eng.apply(
                 target,
                 locked,
                 inexact=inexact,
                 dry_run=dry_run,
-                fingerprint=fp,
+                fingerprint=fingerprint(str(lock_path), str(eng.venv), options),
                 reinstall=reinstall,
                 compile_bytecode=compile_bytecode,
             )
@@ -425,10 +422,10 @@ class LockedVenv:
             )
         eng = _Engine(self.venv, **self._engine_args)
         with venv_lock(eng.venv, eng.lock_timeout, eng.notify):
-            created = eng.ensure_venv(self.python, create=True)
-            target = eng.target()
-            recovered = eng.recover(target)
+            created, target, recovered = eng.open(self.python)
             _check_tags(dists, target)
+            if created:
+                target = eng.create(target, dists)
             changes, stats = eng.apply(target, dists, inexact=True)
         return SyncReport(
             lock="",

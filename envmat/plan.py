@@ -12,7 +12,7 @@ import posixpath
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
 
-from attrs import frozen
+from attrs import evolve, frozen
 from packaging.version import InvalidVersion, Version
 
 from .cache import cache_key
@@ -121,7 +121,47 @@ def plan_dists(
                     reason="not in the lock",
                 )
             )
+    forced = _conflicting_kept(changes, installed)
+    if forced:
+        by_name = {d.name: d for d in locked}
+        for i, c in enumerate(changes):
+            if c.name in forced:
+                d = by_name[c.name]
+                assert d.wheel is not None
+                fetch = cache_key(d.wheel) not in cached and not d.wheel.path
+                changes[i] = evolve(
+                    c,
+                    action="replace",
+                    old_version=installed.dists[c.name].version,
+                    download_size=d.wheel.size if fetch else None,
+                    reason=forced[c.name],
+                )
     return changes
+
+
+def _conflicting_kept(changes: Sequence[DistChange], installed: InstalledState) -> dict[str, str]:
+    """Kept distributions sharing a path, with other bytes, with one that is replaced or removed.
+
+    The file holds the bytes of one owner only (a conflict, manifest.py); once the other owner
+    changes, the kept one must be installed again so that the path ends as a fresh sync leaves it.
+    """
+    going: dict[str, tuple[str, str | None]] = {}
+    kept: list[str] = []
+    for c in changes:
+        if c.action in ("replace", "remove"):
+            going.update((f.path, (c.name, f.sha256)) for f in installed.dists[c.name].files)
+        elif c.action == "keep":
+            kept.append(c.name)
+    out: dict[str, str] = {}
+    if not going:
+        return out
+    for name in kept:
+        for f in installed.dists[name].files:
+            hit = going.get(f.path)
+            if hit is not None and hit[1] != f.sha256:
+                out[name] = f"shares {f.path} (other contents) with {hit[0]}, which changes"
+                break
+    return out
 
 
 def _state_file(state: Mapping[str, Any]) -> TargetFile:
@@ -156,11 +196,17 @@ def plan_files(
     kept_files = {
         f.path: f.sha256 for name in by_action["keep"] for f in installed.dists[name].files
     }
-    old_files = {
-        f.path: f.sha256
-        for name in by_action["replace"] | by_action["remove"]
-        for f in installed.dists[name].files
-    }
+    # the first kept owner by name: it keeps a conflicting path, as in build_manifest
+    kept_owner: dict[str, str] = {}
+    for name in sorted(by_action["keep"]):
+        for f in installed.dists[name].files:
+            kept_owner.setdefault(f.path, name)
+    old_files: dict[str, str | None] = {}
+    for name in by_action["replace"] | by_action["remove"]:
+        for f in installed.dists[name].files:
+            # owners that disagree on a path's bytes (a conflict): which bytes are there is unknown
+            same = old_files.get(f.path, f.sha256) == f.sha256
+            old_files[f.path] = f.sha256 if same else None
     writes: list[TargetFile] = []
     unchanged = 0
     stale: set[str] = set()
@@ -169,6 +215,9 @@ def plan_files(
             pass  # modified on disk (envmat check): rewrite whatever RECORD says
         elif kept_files.get(path) == tf.sha256 and tf.sha256:
             unchanged += 1  # already there, owned by a distribution that stays
+            continue
+        elif path in kept_owner and kept_owner[path] < min(tf.owners):
+            unchanged += 1  # a conflict the kept distribution wins (first by name, manifest.py)
             continue
         elif old_files.get(path) == tf.sha256 and not path.endswith(".dist-info/RECORD"):
             unchanged += 1  # same bytes as the version being replaced: keep the file

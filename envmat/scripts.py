@@ -25,7 +25,18 @@ def shebang(python: str) -> bytes:
     return f"#!/bin/sh\n'''exec' '{python}' \"$0\" \"$@\"\n' '''\n".encode()
 
 
+def safe_script_name(name: str) -> bool:
+    """A launcher's name is one file name in the scripts directory: no separator, ``.`` or ``..``."""
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0")
+
+
 def launcher(python: str, name: str, spec: str, dist: str) -> bytes:
+    if not safe_script_name(name):
+        # the name becomes a file in the scripts directory; it must not point anywhere else
+        raise EnvmatError(
+            f"unsafe entry point name {name!r} in {dist}",
+            hint="a script name must be a plain file name; ask the publisher to fix the wheel",
+        )
     m = _ENTRY.match(spec)
     if not m or not m.group("attrs"):
         raise EnvmatError(

@@ -162,8 +162,10 @@ class Target:
 
     @property
     def platform(self) -> str:
-        """The most specific platform tag, for messages (``manylinux_2_36_x86_64``)."""
-        return self.tags[0].split("-")[-1] if self.tags else "unknown"
+        """The platform for messages: the newest manylinux/macOS tag rather than ``linux_x86_64``."""
+        platforms = [t.split("-")[-1] for t in self.tags[:8]]
+        named = [p for p in platforms if not p.startswith("linux_")]
+        return (named or platforms or ["unknown"])[0]
 
     def describe(self) -> str:
         impl = "CPython" if self.implementation == "cpython" else self.implementation

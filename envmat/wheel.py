@@ -21,6 +21,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from .errors import EnvmatError
 from .record import parse_record, record_hash_to_hex
+from .scripts import safe_script_name
 
 SCHEMES = ("purelib", "platlib", "scripts", "headers", "data")
 # Files the installer writes itself (PEP 376/610/627); a wheel's own copies are not installed.
@@ -191,6 +192,12 @@ def unpack_wheel(wheel_path: Path, dest: Path, filename: str | None = None) -> W
                 )
             except (configparser.Error, UnicodeDecodeError) as e:
                 raise wheel_error(str(wheel_path), f"broken entry_points.txt: {e}") from None
+            for scripts in entry_points.values():
+                for script in scripts:
+                    if not safe_script_name(script):
+                        raise wheel_error(
+                            str(wheel_path), f"entry_points.txt names an unsafe script {script!r}"
+                        )
 
         root_scheme = "purelib" if root_is_purelib else "platlib"
         files: list[WheelFile] = []
