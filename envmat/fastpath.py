@@ -12,10 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
-from typing import Any
 
 from . import __version__
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing and collections.abc stay off the no-op path
+    from collections.abc import Mapping
+    from typing import Any
+
 
 STATE_FILE = ".envmat/state.json"
 JOURNALS = (".envmat/journal.json", ".envmat/journal.committed")
