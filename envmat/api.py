@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -20,6 +21,10 @@ from .venv import check_existing_venv, check_python_matches, create_venv, find_p
 log = logging.getLogger(__name__)
 
 Notify = Callable[[str], None]
+
+
+def creating_marker(venv: Path) -> Path:
+    return venv.parent / f".{venv.name}.envmat-creating"
 
 
 def _default_jobs() -> int:
@@ -77,6 +82,12 @@ class _Engine:
         lock or wheel that does not fit fails before any venv exists. An existing venv keeps
         its interpreter, and an interrupted sync in it is finished or rolled back first.
         """
+        marker = creating_marker(self.venv)
+        if marker.exists():
+            # a previous run was killed while making the venv: what is there is ours and partial
+            shutil.rmtree(self.venv, ignore_errors=True)
+            marker.unlink()
+            self.notify(f"removed the half-made venv {self.venv} left by an interrupted run")
         if check_existing_venv(self.venv):
             check_python_matches(self.venv, python, None)
             target = self.target()
@@ -85,9 +96,16 @@ class _Engine:
         return True, self.target(self.interpreter), None
 
     def create(self, base: Target, dists: Sequence[LockedDist]) -> Target:
-        """Fetch and verify every file, then make the venv; its target without asking again."""
+        """Fetch and verify every file, then make the venv; its target without asking again.
+
+        A marker beside the venv stands while it is being made, so that a venv half-made by a
+        killed process is recognised and made again by the next run (``open``).
+        """
         self._cache().prepare(dists)
+        marker = creating_marker(self.venv)
+        marker.touch()
         create_venv(self.venv, self.interpreter)
+        marker.unlink()
         return base.for_new_venv(self.venv) or self.target()
 
     def target(self, interpreter: Path | None = None) -> Target:
@@ -104,8 +122,10 @@ class _Engine:
     def stop_dirs(self, target: Target) -> set[str]:
         from .execute import scheme_roots
 
+        # the venv's own directories stay; data directories (share/, etc/) go when emptied,
+        # as a fresh sync would not have them
         return scheme_roots(
-            [target.rel(k) for k in ("purelib", "platlib", "scripts")] + ["include", "share", "etc"]
+            [target.rel(k) for k in ("purelib", "platlib", "scripts")] + ["include"]
         )
 
     def apply(

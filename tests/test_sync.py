@@ -8,8 +8,6 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from envmat.record import parse_record, record_hash_of
 from tests.conftest import run_envmat, tree_snapshot
 from tests.wheelmaker import package_entry, wheel_entry, write_pylock
@@ -185,3 +183,17 @@ def test_plan_json_changes_nothing(make_wheel: MakeWheel, tmp_path: Path) -> Non
     run_ok("sync", lock, "--venv", venv)
     doc = json.loads(run_ok("plan", lock, "--venv", venv, "--json").stdout)
     assert doc["summary"] == {"add": 0, "replace": 0, "remove": 0, "keep": 3, "download_bytes": 0}
+
+
+def test_a_half_made_venv_is_made_again(make_wheel: MakeWheel, tmp_path: Path) -> None:
+    """A run killed inside venv creation leaves its marker; the next run starts the venv over."""
+    lock = lock_for(tmp_path / "pylock.toml", make_demo(make_wheel))
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / "pyvenv.cfg").write_text("home = /nowhere\n")  # no bin/python: what a kill can leave
+    (tmp_path / ".venv.envmat-creating").touch()
+    proc = run_ok("sync", lock, "--venv", venv)
+    assert "half-made venv" in proc.stderr
+    assert not (tmp_path / ".venv.envmat-creating").exists()
+    out = subprocess.run([venv / "bin/hello-tool"], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("hello")
