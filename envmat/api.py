@@ -182,6 +182,7 @@ class _Engine:
                 fplan,
                 link_mode=self.link_mode,
                 jobs=self.jobs,
+                progress=self.progress,
                 stop=self.stop_dirs(target),
             )
             stats.update(written=result.written, removed=result.removed, link_mode=result.link_mode)

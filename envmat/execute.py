@@ -27,6 +27,7 @@ from .fs import Linker, LinkMode, op, write_bytes
 from .installed import STATE_DIR
 from .manifest import TargetFile
 from .plan import FilePlan, pycache_prefix
+from .progress import NoProgress, Progress
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +101,16 @@ def apply(
     link_mode: LinkMode = "auto",
     jobs: int = 8,
     stop: set[str] | None = None,
+    progress: Progress | None = None,
 ) -> ApplyResult:
     """Apply ``plan``; on any error or interrupt before the commit point, restore the venv."""
+    progress = progress or NoProgress()
     stop = stop or {""}
     txid = uuid.uuid4().hex[:12]
-    removes = [p for p in plan.removes if os.path.lexists(prefix / p)]
+    root = str(prefix) + "/"  # string joins: these loops run once per file
+    removes = [p for p in plan.removes if os.path.lexists(root + p)]
     removes += [p for p in stale_pycache(prefix, plan.stale_modules) if p not in set(removes)]
-    writes = [(tf, os.path.lexists(prefix / tf.path)) for tf in plan.writes]
+    writes = [(tf, os.path.lexists(root + tf.path)) for tf in plan.writes]
     dirs: list[str] = []
     seen: set[str] = set()
     for tf, _ in writes:
@@ -114,7 +118,7 @@ def apply(
         chain = []
         while d and d not in seen:
             seen.add(d)
-            if os.path.isdir(prefix / d):
+            if os.path.isdir(root + d):
                 break
             chain.append(d)
             d = posixpath.dirname(d)
@@ -135,8 +139,9 @@ def apply(
             hint="check that the venv is writable and the disk is not full; nothing was changed",
         ) from None
     try:
+        progress.install_started(len(writes) + len(removes))
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            _apply(prefix, journal, writes, linker, pool)
+            _apply(prefix, journal, writes, linker, pool, progress)
         jr.commit(prefix)
     except BaseException as e:
         try:
@@ -176,49 +181,65 @@ def _apply(
     writes: list[tuple[TargetFile, bool]],
     linker: Linker,
     pool: ThreadPoolExecutor,
+    progress: Progress,
 ) -> None:
     txid = journal.txid
+    root = str(prefix) + "/"
     for d in journal.dirs:
         op()
-        os.makedirs(prefix / d, exist_ok=True)
+        os.makedirs(root + d, exist_ok=True)
+    # a new path whose bytes come by hardlink or symlink is placed directly: a link appears
+    # whole, and rollback removes what did not exist before, so staging it would only double
+    # the syscalls. Copies and generated files are staged and renamed (never seen half-written).
+    placed = [False] * len(writes)
 
-    def stage(batch: Sequence[tuple[TargetFile, bool]]) -> None:
-        for tf, _ in batch:
-            tmp = str(prefix / jr.staging_name(tf.path, txid))
+    def stage(batch: Sequence[tuple[int, TargetFile, bool]]) -> None:
+        for i, tf, existed in batch:
+            final = root + tf.path
             if tf.source.kind == "link":
                 assert tf.source.path is not None
-                linker.place(tf.source.path, tmp, tf.executable)
+                if not existed and linker.place(
+                    tf.source.path, final, tf.executable, atomic_only=True
+                ):
+                    placed[i] = True
+                    continue
+                linker.place(tf.source.path, root + jr.staging_name(tf.path, txid), tf.executable)
             else:
                 assert tf.source.data is not None
-                write_bytes(tmp, tf.source.data, tf.executable)
+                write_bytes(root + jr.staging_name(tf.path, txid), tf.source.data, tf.executable)
+        progress.install_advanced(len(batch))
 
-    _run_parallel(pool, stage, writes)
+    _run_parallel(pool, stage, [(i, tf, e) for i, (tf, e) in enumerate(writes)])
 
-    stash = prefix / jr.stash_dir(txid)
+    stash = root + jr.stash_dir(txid) + "/"
     to_stash = [(i, tf.path) for i, (tf, existed) in enumerate(writes) if existed]
     base = len(writes)
     to_stash += [(base + j, p) for j, p in enumerate(journal.removes)]
     if to_stash:
         op()
-        stash.mkdir()
+        os.mkdir(stash)
         for i, path in to_stash:
             op()
-            os.rename(prefix / path, stash / str(i))
+            os.rename(root + path, stash + str(i))
+        progress.install_advanced(len(journal.removes))
 
     # RECORDs and the state file are renamed last, after every file they describe
-    split = next(
-        (
-            k
-            for k, (tf, _) in enumerate(writes)
-            if tf.path.endswith(".dist-info/RECORD") or tf.path.startswith(STATE_DIR)
-        ),
-        len(writes),
-    )
+    staged = [(i, tf) for i, (tf, _) in enumerate(writes) if not placed[i]]
+    late = [
+        (i, tf)
+        for i, tf in staged
+        if tf.path.endswith(".dist-info/RECORD") or tf.path.startswith(STATE_DIR)
+    ]
+    early = [
+        (i, tf)
+        for i, tf in staged
+        if not (tf.path.endswith(".dist-info/RECORD") or tf.path.startswith(STATE_DIR))
+    ]
 
-    def commit_files(batch: Sequence[tuple[TargetFile, bool]]) -> None:
-        for tf, _ in batch:
+    def commit_files(batch: Sequence[tuple[int, TargetFile]]) -> None:
+        for _, tf in batch:
             op()
-            os.replace(prefix / jr.staging_name(tf.path, txid), prefix / tf.path)
+            os.replace(root + jr.staging_name(tf.path, txid), root + tf.path)
 
-    _run_parallel(pool, commit_files, writes[:split])
-    commit_files(writes[split:])
+    _run_parallel(pool, commit_files, early)
+    commit_files(late)

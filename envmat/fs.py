@@ -150,10 +150,14 @@ class Linker:
             if not (self.requested == "auto" and failed == "reflink"):
                 self.fallbacks.append(f"{failed} failed ({err.strerror}); using {nxt} instead")
 
-    def place(self, src: str, dst: str, executable: bool) -> None:
+    def place(self, src: str, dst: str, executable: bool, *, atomic_only: bool = False) -> bool:
+        """Put ``src``'s bytes at ``dst``; False (nothing done) when ``atomic_only`` and the mode
+        could leave ``dst`` half-written (copy, reflink): the caller then stages and renames."""
         op()
         while True:
             mode = self.mode
+            if atomic_only and mode not in ("hardlink", "symlink"):
+                return False
             try:
                 if mode == "hardlink":
                     os.link(src, dst)
@@ -163,7 +167,7 @@ class Linker:
                     os.symlink(src, dst)
                 else:
                     _copy(src, dst, executable)
-                return
+                return True
             except OSError as e:
                 if mode == "copy" or e.errno not in self._FALLBACK_ERRNOS:
                     raise

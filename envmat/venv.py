@@ -158,7 +158,7 @@ def check_python_matches(venv: Path, spec: str | None, requested: Path | None) -
         want = ".".join(x for x in m.groups() if x)
         ok = have == want or have.startswith(want + ".")
     else:
-        probed = _probe(str(requested)) if requested else None
+        probed = _probe(str(requested or spec))
         ok = probed is not None and ".".join(map(str, probed[1])) == have
     if not ok:
         raise EnvmatError(

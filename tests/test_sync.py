@@ -197,3 +197,13 @@ def test_a_half_made_venv_is_made_again(make_wheel: MakeWheel, tmp_path: Path) -
     assert not (tmp_path / ".venv.envmat-creating").exists()
     out = subprocess.run([venv / "bin/hello-tool"], capture_output=True, text=True, check=True).stdout
     assert out.startswith("hello")
+
+
+def test_python_given_as_a_path_again_on_the_same_venv(make_wheel: MakeWheel, tmp_path: Path, python_factory) -> None:  # type: ignore[no-untyped-def]
+    python = python_factory("3.12")
+    lock = lock_for(tmp_path / "pylock.toml", make_demo(make_wheel))
+    venv = tmp_path / "venv"
+    run_ok("sync", lock, "--venv", venv, "--python", python)
+    assert "Nothing to do" in run_ok("sync", lock, "--venv", venv, "--python", python).stderr
+    proc = run_envmat("sync", lock, "--venv", venv, "--python", python_factory("3.9"))
+    assert proc.returncode == 1 and "uses Python 3.12" in proc.stderr and "hint:" in proc.stderr
