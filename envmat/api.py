@@ -60,6 +60,7 @@ class _Engine:
         from .cache import default_cache_dir
 
         self.progress = progress
+        self._cache_obj: Any = None
         if link_mode not in LINK_MODES:
             raise EnvmatError(
                 f"unknown link mode {link_mode!r}", hint=f"use one of {', '.join(LINK_MODES)}"
@@ -104,7 +105,7 @@ class _Engine:
         self._cache().prepare(dists)
         marker = creating_marker(self.venv)
         marker.touch()
-        create_venv(self.venv, self.interpreter)
+        create_venv(self.venv, self.interpreter, self.cache_dir)
         marker.unlink()
         return base.for_new_venv(self.venv) or self.target()
 
@@ -224,6 +225,12 @@ class _Engine:
         return out
 
     def _cache(self) -> Any:
+
+        if self._cache_obj is None:
+            self._cache_obj = self._new_cache()
+        return self._cache_obj
+
+    def _new_cache(self) -> Any:
         from .cache import Cache
 
         return Cache(

@@ -77,6 +77,7 @@ class Cache:
         progress: Progress | None = None,
     ) -> None:
         self.progress: Progress = progress or NoProgress()
+        self._prepared: dict[str, CachedWheel] = {}
         self.root = root
         self.offline = offline
         self.jobs = jobs
@@ -157,6 +158,10 @@ class Cache:
         for i, d in enumerate(dists):
             assert d.wheel is not None
             key = cache_key(d.wheel)
+            known = self._prepared.get(key)
+            if known is not None and d.name not in verify:
+                results[i] = known  # prepared earlier in this sync (before creating the venv)
+                continue
             index = self.cached_index(key)
             if index is not None and d.name in verify and not self.entry_intact(key, index):
                 log.warning(
@@ -187,7 +192,11 @@ class Cache:
                     details=[e.message for e in errors],
                     hint=errors[0].hint,
                 )
-        return [r for r in results if r is not None]
+        done = [r for r in results if r is not None]
+        for r in done:
+            assert r.dist.wheel is not None
+            self._prepared[cache_key(r.dist.wheel)] = r
+        return done
 
     def _fill(self, dist: LockedDist) -> CachedWheel:
         ref = dist.wheel

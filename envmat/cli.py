@@ -5,7 +5,6 @@ Nothing heavy is imported before the no-op fast path has had its chance (DESIGN.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -13,6 +12,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Sequence
     from typing import Any
 
@@ -91,6 +91,8 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="envmat", description="Make a virtual environment match a lockfile exactly."
     )
@@ -172,33 +174,14 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
-def _fast_noop(args: argparse.Namespace, start: float) -> bool:
-    """The no-op fast path (fastpath.py); True when it printed the answer."""
-    if (
-        args.command != "sync"
-        or args.dry_run
-        or args.json
-        or args.reinstall_modified
-        or args.python
-    ):
-        return False
-    from .fastpath import noop_options, try_noop
-
-    kept = try_noop(
-        args.lock, args.venv, noop_options(compile_bytecode=args.compile_bytecode, **_options(args))
-    )
-    if kept is None:
-        return False
-    if not args.quiet:
-        print(
-            f"Nothing to do: {kept} package(s) already match the lock ({time.perf_counter() - start:.2f}s)",
-            file=sys.stderr,
-        )
-    return True
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
+    from .fastpath import main_fast
+
+    # a sync the venv already matches is answered before argparse or anything heavy is imported
+    fast = main_fast(list(sys.argv[1:] if argv is None else argv), start)
+    if fast is not None:
+        return fast
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
@@ -209,8 +192,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if _fast_noop(args, start):
-        return 0
     _setup_logging(args.verbose, args.quiet)
     from .errors import EnvmatError
 

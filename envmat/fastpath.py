@@ -122,3 +122,98 @@ def noop_options(
         "compile_bytecode": compile_bytecode,
         "strict": strict,
     }
+
+
+# Options a no-op answer does not depend on (they only say how to do work) -> takes a value?
+_NEUTRAL = {
+    "--venv": True,
+    "--cache-dir": True,
+    "--link-mode": True,
+    "--jobs": True,
+    "--timeout": True,
+    "--lock-timeout": True,
+    "--offline": False,
+    "-q": False,
+    "--quiet": False,
+    "-v": False,
+    "--verbose": False,
+}
+# Options that are part of the fingerprint: name -> (key in noop_options, takes a value?)
+_SELECTING = {
+    "--extra": ("extras", True),
+    "--group": ("groups", True),
+    "--only-group": ("only_groups", True),
+    "--all-extras": ("all_extras", False),
+    "--all-groups": ("all_groups", False),
+    "--no-default-groups": ("no_default_groups", False),
+    "--no-dev": ("no_dev", False),
+    "--no-install-project": ("no_install_project", False),
+    "--inexact": ("inexact", False),
+    "--strict": ("strict", False),
+    "--compile-bytecode": ("compile_bytecode", False),
+}
+
+
+def parse_sync_argv(argv: list[str]) -> tuple[str, str, dict[str, Any], bool] | None:
+    """(lock, venv, options, quiet) for a plain ``sync``; None for anything argparse must see."""
+    if not argv or argv[0] != "sync":
+        return None
+    lock = None
+    venv = ".venv"
+    quiet = False
+    opts: dict[str, Any] = {"extras": [], "groups": [], "only_groups": []}
+    args = argv[1:]
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name, eq, value = arg.partition("=")
+        if not arg.startswith("-"):
+            if lock is not None:
+                return None
+            lock = arg
+        elif name in _NEUTRAL or name in _SELECTING:
+            takes = _NEUTRAL[name] if name in _NEUTRAL else _SELECTING[name][1]
+            if takes and not eq:
+                if i + 1 >= len(args):
+                    return None
+                i += 1
+                value = args[i]
+            elif eq and not takes:
+                return None
+            if name == "--venv":
+                venv = value
+            elif name in ("-q", "--quiet"):
+                quiet = True
+            elif name in _SELECTING:
+                key = _SELECTING[name][0]
+                if takes:
+                    opts[key].append(value)
+                else:
+                    opts[key] = True
+        else:
+            return None  # --python, --json, --dry-run, -h, ...: the full path
+        i += 1
+    if lock is None:
+        return None
+    return lock, venv, noop_options(**opts), quiet
+
+
+def main_fast(argv: list[str], start: float) -> int | None:
+    """Exit status when ``argv`` is a sync the venv already matches; None to go the full way."""
+    parsed = parse_sync_argv(argv)
+    if parsed is None:
+        return None
+    lock, venv, options, quiet = parsed
+    kept = try_noop(lock, venv, options)
+    if kept is None:
+        return None
+    if not quiet:
+        import sys
+        import time
+
+        elapsed = time.perf_counter() - start
+        print(
+            f"Nothing to do: {kept} package(s) already match the lock ({elapsed:.2f}s)",
+            file=sys.stderr,
+        )
+    return 0

@@ -121,7 +121,8 @@ def finish(prefix: Path, journal: Journal, stop: set[str]) -> None:
     op(cleanup=True)
     shutil.rmtree(prefix / stash_dir(journal.txid), ignore_errors=True)
     op(cleanup=True)
-    prune_dirs(prefix, list(journal.removes) + [p for p, _ in journal.writes], stop)
+    # only removals can empty a directory; writes only ever fill them
+    prune_dirs(prefix, list(journal.removes), stop)
     op(cleanup=True)
     _unlink(prefix / COMMITTED)
     fsync_dir(str(prefix / STATE_DIR))

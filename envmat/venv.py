@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from .errors import EnvmatError
@@ -167,7 +168,7 @@ def check_python_matches(venv: Path, spec: str | None, requested: Path | None) -
         )
 
 
-def create_venv(venv: Path, python: Path) -> None:
+def _run_venv_module(venv: Path, python: Path) -> None:
     """``python -m venv --without-pip``; a failed creation leaves nothing behind."""
     existed = venv.exists()
     # -I -S: the venv module needs no site-packages, and skipping site halves the time on
@@ -185,3 +186,89 @@ def create_venv(venv: Path, python: Path) -> None:
             details=proc.stderr.strip().splitlines()[-3:],
             hint="check that the interpreter has its venv module (Debian: apt install python3-venv)",
         )
+
+
+def _template_key(python: Path) -> str:
+    import hashlib
+
+    real = python.resolve()
+    st = real.stat()
+    raw = f"venv-template-1|{python}|{real}|{st.st_size}|{st.st_mtime_ns}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def _template(python: Path, cache_dir: Path) -> tuple[Path, str] | None:
+    """A venv made once by ``python``'s own venv module, kept in the cache to be cloned.
+
+    Its directory name is a token that appears nowhere else, so cloning it is replacing the
+    token's path and name in its few text files (activate scripts, pyvenv.cfg): each Python
+    version's venv layout and scripts stay exactly its own.
+    """
+    key = _template_key(python)
+    home = cache_dir / "venv-templates" / key
+    template = home / f"envmat-venv-{key}"
+    if (home / "complete").exists():
+        return template, (home / "complete").read_text()
+    work = cache_dir / "venv-templates" / f".tmp-{uuid.uuid4().hex}"
+    try:
+        work.mkdir(parents=True)
+        _run_venv_module(work / template.name, python)
+        # the path its files name (it is built here, then renamed beside its siblings)
+        (work / "complete").write_text(str(work / template.name))
+        try:
+            os.rename(work, home)
+        except OSError:
+            shutil.rmtree(work, ignore_errors=True)  # another process made it first
+    except (OSError, EnvmatError):
+        shutil.rmtree(work, ignore_errors=True)
+        return None
+    return (template, (home / "complete").read_text()) if (home / "complete").exists() else None
+
+
+def _clone(template: Path, built_at: str, venv: Path) -> None:
+    old_path, old_name = built_at.encode(), template.name.encode()
+    new_path, new_name = str(venv).encode(), venv.name.encode()
+    venv.mkdir(parents=True, exist_ok=True)
+    for dirpath, dirnames, filenames in os.walk(template):
+        rel = os.path.relpath(dirpath, template)
+        dest = venv if rel == "." else venv / rel
+        for name in dirnames + filenames:
+            src = os.path.join(dirpath, name)
+            dst = dest / name
+            if os.path.islink(src):
+                target = os.readlink(src).replace(built_at, str(venv))
+                os.symlink(target, dst)
+                if name in dirnames:
+                    dirnames.remove(name)  # lib64 -> lib: made as a link, not descended into
+            elif name in dirnames:
+                dst.mkdir()
+            else:
+                with open(src, "rb") as f:
+                    data = f.read().replace(old_path, new_path).replace(old_name, new_name)
+                fd = os.open(
+                    dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, os.stat(src).st_mode & 0o777
+                )
+                with open(fd, "wb") as out:
+                    out.write(data)
+
+
+def create_venv(venv: Path, python: Path, cache_dir: Path | None = None) -> None:
+    """Make a venv without pip, as ``python -m venv --without-pip`` would.
+
+    With a cache, the interpreter's venv module runs once and later venvs are cloned from
+    its output (a few small files and links instead of starting an interpreter).
+    """
+    found = _template(python, cache_dir) if cache_dir is not None else None
+    if found is None:
+        _run_venv_module(venv, python)
+        return
+    existed = venv.exists()
+    try:
+        _clone(*found, venv)
+    except OSError as e:
+        if not existed:
+            shutil.rmtree(venv, ignore_errors=True)
+        raise EnvmatError(
+            f"could not create the venv {venv}: {e.strerror}",
+            hint="check that its parent directory is writable",
+        ) from None

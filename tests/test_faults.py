@@ -453,7 +453,7 @@ def _big_wheels(out: Path, per_wheel: int) -> tuple[dict[str, Path], dict[str, P
 def test_sigkill_at_random_moments_then_sync_converges(tmp_path: Path, cache_dir: Path) -> None:
     env: dict[str, str | None] = {"ENVMAT_FAULT_KILL_AFTER": None, "ENVMAT_FAULT_ERRNO": None}
     # 30 wheels of 40 files: about 1,000 files change per sync (file creation is what costs)
-    wheels_a, wheels_b = _big_wheels(tmp_path / "wheels", per_wheel=40)
+    wheels_a, wheels_b = _big_wheels(tmp_path / "wheels", per_wheel=60)
     lock_a = write_lock(tmp_path / "A" / "pylock.toml", wheels_a)
     lock_b = write_lock(tmp_path / "B" / "pylock.toml", wheels_b)
     venv = tmp_path / "venv"
@@ -469,7 +469,8 @@ def test_sigkill_at_random_moments_then_sync_converges(tmp_path: Path, cache_dir
     assert_same_tree(venv_tree(venv), ref_b, "uninterrupted")
 
     rng = random.Random(751)
-    rounds = 10
+    # a faster sync has a shorter transaction window: enough rounds that several land inside it
+    rounds = 16
     outcomes = []
     child_env = {k: v for k, v in os.environ.items() if k not in env}
     for i in range(rounds):

@@ -1,0 +1,54 @@
+"""Venvs envmat makes are what ``python -m venv --without-pip`` makes, for every target Python."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from envmat.venv import create_venv, find_python
+from tests.conftest import SUPPORTED_TARGETS
+
+
+def listing(root: Path) -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            rel = p.relative_to(root).as_posix()
+            if p.is_symlink():
+                out[rel] = ("link", os.readlink(p))
+            elif p.is_dir():
+                out[rel] = ("dir", oct(p.stat().st_mode & 0o777))
+            else:
+                out[rel] = ("file", oct(p.stat().st_mode & 0o777), p.read_bytes().hex())
+    return out
+
+
+@pytest.mark.parametrize("version", SUPPORTED_TARGETS)
+def test_cloned_venv_equals_the_venv_module(version: str, tmp_path: Path, python_factory: Callable[[str], Path]) -> None:
+    python = python_factory(version)
+    cache = tmp_path / "cache"
+    create_venv(tmp_path / "first", python, cache)  # builds the template
+    venv = tmp_path / "my venv"  # a space: activate scripts must carry the path as the venv module does
+    subprocess.run([python, "-m", "venv", "--without-pip", venv], check=True)
+    reference = listing(venv)
+    shutil.rmtree(venv)
+    create_venv(venv, python, cache)
+    assert listing(venv) == reference
+    out = subprocess.run([venv / "bin/python", "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(venv)
+    shell = subprocess.run(["bash", "-c", f". '{venv}/bin/activate' && command -v python && echo $VIRTUAL_ENV"], capture_output=True, text=True, check=True)
+    assert shell.stdout.split("\n")[:2] == [str(venv / "bin/python"), str(venv)]
+
+
+def test_find_python_by_version_and_path() -> None:
+    for version in SUPPORTED_TARGETS:
+        found = find_python(version)
+        if found is not None:
+            assert found.name.startswith("python")
+            assert find_python(str(found)) == found
