@@ -30,7 +30,7 @@ if str(HERE) not in sys.path:  # allow ``python -m`` style and plain script runs
 
 import report  # noqa: E402
 from timing import ProcResult, run_proc, summary  # noqa: E402
-from tools import Envmat, Phase, Pip, Tool, Uv, find_tool  # noqa: E402
+from tools import Envmat, Phase, Pip, Tool, Uv, find_tool, install_envmat  # noqa: E402
 from workloads import (  # noqa: E402
     DEFAULT_WORKLOADS,
     WORKLOADS,
@@ -338,7 +338,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--envmat",
         default=None,
-        help="envmat command (default: envmat next to this python, or on PATH)",
+        help="envmat command (default: a regular install of this checkout in <work>/envmat-venv)",
     )
     p.add_argument(
         "--envmat-stub",
@@ -420,9 +420,10 @@ def main(argv: list[str] | None = None) -> int:
         envmat_cmd = [sys.executable, str(HERE / "stub_envmat.py")]
     elif args.envmat:
         envmat_cmd = shlex.split(args.envmat)
+    elif "envmat" in args.tools:
+        envmat_cmd = install_envmat(work, python, uv)
     else:
-        found = find_tool("envmat")
-        envmat_cmd = [found] if found else ["envmat"]
+        envmat_cmd = ["envmat"]
 
     caches = work / "caches"
     tools: list[Tool] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +32,49 @@ def find_tool(name: str) -> str | None:
     return shutil.which(name)
 
 
+def install_envmat(work: Path, python: str, uv: str) -> list[str]:
+    """envmat as users get it: a regular (not editable) install of this checkout in its own venv."""
+    repo = Path(__file__).resolve().parent.parent
+    venv = work / "envmat-venv"
+    env = base_env()
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([uv, "venv", "-q", "-p", python, str(venv)], check=True, env=env)
+    subprocess.run(
+        [
+            uv,
+            "pip",
+            "install",
+            "-q",
+            "-p",
+            str(venv / "bin" / "python"),
+            "--reinstall-package",
+            "envmat",
+            str(repo),
+        ],
+        check=True,
+        env=env,
+    )
+    # compile envmat's own modules once, as pip does on install
+    subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "compileall", "-q", str(venv / "lib")],
+        check=False,
+        env=env,
+    )
+    return [str(venv / "bin" / "envmat")]
+
+
 def base_env() -> dict[str, str]:
     env = dict(os.environ)
-    for var in ("VIRTUAL_ENV", "UV_CACHE_DIR", "ENVMAT_CACHE_DIR", "PYTHONPATH", "CONDA_PREFIX"):
+    # PYTHONDONTWRITEBYTECODE would make every Python tool recompile its own modules at each
+    # start (set on some CI machines; not what users run)
+    for var in (
+        "VIRTUAL_ENV",
+        "UV_CACHE_DIR",
+        "ENVMAT_CACHE_DIR",
+        "PYTHONPATH",
+        "CONDA_PREFIX",
+        "PYTHONDONTWRITEBYTECODE",
+    ):
         env.pop(var, None)
     return env
 
