@@ -157,7 +157,10 @@ def apply(
                 hint="free disk space or fix permissions, then run envmat sync again",
             ) from None
         if isinstance(e, KeyboardInterrupt):
-            raise EnvmatError("interrupted; the venv was restored to what it was before") from None
+            raise EnvmatError(
+                "interrupted; the venv was restored to what it was before",
+                hint="run the same envmat sync again to make the change",
+            ) from None
         raise
     jr.finish(prefix, journal, stop)
     return ApplyResult(

@@ -2,7 +2,8 @@
 
 Every change the executor makes to a venv goes through ``op()``, so the fault-injection tests
 can stop the process (``ENVMAT_FAULT_KILL_AFTER=k``) or fail an operation
-(``ENVMAT_FAULT_ERRNO=ENOSPC:k``) at the k-th change.
+(``ENVMAT_FAULT_ERRNO=ENOSPC:k``) at the k-th change, or slow every change down
+(``ENVMAT_FAULT_DELAY=seconds``) so that a signal lands inside a transaction.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from typing import Literal
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,9 @@ class _Faults:
         self.count = 0
         kill = os.environ.get("ENVMAT_FAULT_KILL_AFTER")
         self.kill_after = int(kill) if kill else None
+        delay = os.environ.get("ENVMAT_FAULT_DELAY")
+        # seconds to sleep at each change: widens the window a test's signal must land in
+        self.delay = float(delay) if delay else 0.0
         spec = os.environ.get("ENVMAT_FAULT_ERRNO")
         self.errno_after: tuple[int, int] | None = None
         if spec:
@@ -36,7 +41,7 @@ class _Faults:
 
     @property
     def active(self) -> bool:
-        return self.kill_after is not None or self.errno_after is not None
+        return self.kill_after is not None or self.errno_after is not None or self.delay > 0
 
 
 _faults = _Faults()
@@ -51,6 +56,8 @@ def op(cleanup: bool = False) -> None:
     """
     if not _faults.active:
         return
+    if _faults.delay:
+        time.sleep(_faults.delay)
     with _faults.lock:
         _faults.count += 1
         n = _faults.count
