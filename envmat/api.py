@@ -93,7 +93,7 @@ class _Engine:
             check_python_matches(self.venv, python, None)
             target = self.target()
             return False, target, self.recover(target)
-        self.interpreter = find_python(python)
+        self.interpreter = find_python(python, self.cache_dir)
         return True, self.target(self.interpreter), None
 
     def create(self, base: Target, dists: Sequence[LockedDist]) -> Target:

@@ -77,7 +77,50 @@ def _candidates(major: str, minor: str | None, patch: str | None) -> list[str]:
     return found
 
 
-def find_python(spec: str | None) -> Path:
+def _probe_cached(python: str, cache_dir: Path | None) -> tuple[str, tuple[int, ...]] | None:
+    """``_probe`` remembered in the cache while the interpreter it found is unchanged."""
+    if cache_dir is None:
+        return _probe(python)
+    import hashlib
+    import json
+
+    try:
+        st = os.stat(python)
+        raw = f"{python}|{os.path.realpath(python)}|{st.st_size}|{st.st_mtime_ns}"
+    except OSError:
+        return None
+    entry = (
+        cache_dir / "interpreters" / f"probe-{hashlib.sha256(raw.encode()).hexdigest()[:24]}.json"
+    )
+    try:
+        data = json.loads(entry.read_bytes())
+        real = os.stat(data["exe"])  # a shim's target can go away while the shim stays
+        if [real.st_size, real.st_mtime_ns] == data["stat"]:
+            return data["exe"], tuple(data["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    probed = _probe(python)
+    if probed is not None:
+        try:
+            real = os.stat(probed[0])
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            tmp = entry.with_name(f".{entry.name}.{os.getpid()}")
+            tmp.write_text(
+                json.dumps(
+                    {
+                        "exe": probed[0],
+                        "version": probed[1],
+                        "stat": [real.st_size, real.st_mtime_ns],
+                    }
+                )
+            )
+            os.replace(tmp, entry)
+        except OSError:
+            pass
+    return probed
+
+
+def find_python(spec: str | None, cache_dir: Path | None = None) -> Path:
     """The interpreter ``--python`` means: a version (``3.12``), a name on PATH, or a path."""
     if spec is None:
         return Path(sys.executable)
@@ -86,7 +129,7 @@ def find_python(spec: str | None) -> Path:
         major, minor, patch = m.groups()
         want = tuple(int(x) for x in (major, minor, patch) if x)
         for cand in _candidates(major, minor, patch):
-            probed = _probe(cand)
+            probed = _probe_cached(cand, cache_dir)
             if probed and probed[1][: len(want)] == want:
                 return Path(probed[0])
         raise EnvmatError(
@@ -98,7 +141,7 @@ def find_python(spec: str | None) -> Path:
         )
     path = shutil.which(spec) if os.sep not in spec else spec
     if path and Path(path).exists():
-        probed = _probe(path)
+        probed = _probe_cached(path, cache_dir)
         if probed:
             return Path(probed[0])
         raise EnvmatError(
