@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,16 @@ class _Engine:
         self.interpreter = find_python(python, self.cache_dir)
         return True, self.target(self.interpreter), None
 
+    @contextlib.contextmanager
+    def undo_creation(self, created: bool) -> Iterator[None]:
+        """A venv this run made goes again if its first sync fails: it did not exist before."""
+        try:
+            yield
+        except BaseException:
+            if created:
+                shutil.rmtree(self.venv, ignore_errors=True)
+            raise
+
     def create(self, base: Target, dists: Sequence[LockedDist]) -> Target:
         """Fetch and verify every file, then make the venv; its target without asking again.
 
@@ -156,13 +167,45 @@ class _Engine:
         to_install = [d for d in locked if d.name in changing]
         if (
             not any(c.action != "keep" for c in changes)
-            and installed.state.get("dists") is not None
+            and installed.state.get("fingerprint") == fingerprint
         ):
             return changes, stats
+        from .execute import SourceGone
+
+        for attempt in (1, 2):
+            try:
+                manifest = self._apply_once(
+                    target, changes, installed, to_install, reinstall, fingerprint, stats
+                )
+                break
+            except SourceGone as e:
+                # `envmat cache clean/prune` removed an entry between reading and linking it;
+                # the transaction rolled back, so fetch it again and start over, once
+                if attempt == 2:
+                    raise EnvmatError(
+                        f"a cache entry disappeared while installing from it ({e.path})",
+                        hint="another process is cleaning the cache; run envmat sync again",
+                    ) from None
+                cache.forget()
+        if compile_bytecode:
+            stats["compiled"] = self._compile(target, manifest)
+        return changes, stats
+
+    def _apply_once(
+        self,
+        target: Target,
+        changes: list[Any],
+        installed: Any,
+        to_install: list[LockedDist],
+        reinstall: Mapping[str, Collection[str]] | None,
+        fingerprint: str | None,
+        stats: dict[str, Any],
+    ) -> Any:
         from .execute import apply
         from .manifest import build_manifest
         from .plan import plan_files
 
+        cache = self._cache()
         # a file edited in the venv may be a hardlink into the cache: check those entries first
         wheels = cache.prepare(to_install, verify=set(reinstall or {}))
         stats["downloaded"] = sum(w.downloaded for w in wheels)
@@ -188,9 +231,7 @@ class _Engine:
             )
             stats.update(written=result.written, removed=result.removed, link_mode=result.link_mode)
             self.warnings += result.fallbacks
-        if compile_bytecode:
-            stats["compiled"] = self._compile(target, manifest)
-        return changes, stats
+        return manifest
 
     def _compile(self, target: Target, manifest: Any) -> int:
         from .bytecode import add_to_records, compile_modules
@@ -326,7 +367,9 @@ def sync(
         compile_bytecode=compile_bytecode,
         strict=strict,
     )
-    with venv_lock(eng.venv, lock_timeout, eng.notify):
+    from .cache import cache_lock
+
+    with venv_lock(eng.venv, lock_timeout, eng.notify), cache_lock(eng.cache_dir, shared=True):
         create, target, recovered = eng.open(python)
         locked, warnings = select_from_lock(lock_path, data, target, selection)
         eng.warnings += warnings
@@ -343,15 +386,16 @@ def sync(
             if create:
                 target = eng.create(target, locked)
             reinstall = eng.modified_files(target) if reinstall_modified and not create else {}
-            changes, stats = eng.apply(
-                target,
-                locked,
-                inexact=inexact,
-                dry_run=dry_run,
-                fingerprint=fingerprint(str(lock_path), str(eng.venv), options),
-                reinstall=reinstall,
-                compile_bytecode=compile_bytecode,
-            )
+            with eng.undo_creation(create):
+                changes, stats = eng.apply(
+                    target,
+                    locked,
+                    inexact=inexact,
+                    dry_run=dry_run,
+                    fingerprint=fingerprint(str(lock_path), str(eng.venv), options),
+                    reinstall=reinstall,
+                    compile_bytecode=compile_bytecode,
+                )
     return SyncReport(
         lock=str(lock_path),
         venv=str(eng.venv),
@@ -449,12 +493,18 @@ class LockedVenv:
                 hint="pass one wheel per distribution",
             )
         eng = _Engine(self.venv, **self._engine_args)
-        with venv_lock(eng.venv, eng.lock_timeout, eng.notify):
+        from .cache import cache_lock
+
+        with (
+            venv_lock(eng.venv, eng.lock_timeout, eng.notify),
+            cache_lock(eng.cache_dir, shared=True),
+        ):
             created, target, recovered = eng.open(self.python)
             _check_tags(dists, target)
             if created:
                 target = eng.create(target, dists)
-            changes, stats = eng.apply(target, dists, inexact=True)
+            with eng.undo_creation(created):
+                changes, stats = eng.apply(target, dists, inexact=True)
         return SyncReport(
             lock="",
             venv=str(eng.venv),

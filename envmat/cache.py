@@ -20,7 +20,7 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -83,6 +83,10 @@ class Cache:
         self.jobs = jobs
         self.timeout = timeout
         self._fetcher: object | None = None
+
+    def forget(self) -> None:
+        """Drop what this sync remembered of the cache (an entry was removed under it)."""
+        self._prepared.clear()
 
     def _mark_used(self, key: str) -> None:
         # index.json's mtime is the entry's last use, for `envmat cache prune`
@@ -334,12 +338,27 @@ def _remove_entry(path: Path) -> int:
     return size
 
 
+def _in_progress(p: Path) -> bool:
+    """A work directory another envmat is filling right now (crashed ones age out in an hour)."""
+    import time
+
+    if not p.name.startswith(".tmp-"):
+        return False
+    try:
+        return p.stat().st_mtime > time.time() - 3600
+    except OSError:
+        return False
+
+
 def clean_cache(root: Path) -> dict[str, int]:
+    """Remove every entry; work directories of syncs running right now are left to them."""
     entries = freed = 0
-    for kind in ("archives-v1", "unpacked-v1", "interpreters"):
+    for kind in ("archives-v1", "unpacked-v1", "interpreters", "venv-templates"):
         d = root / kind
         if d.is_dir():
             for p in d.iterdir():
+                if _in_progress(p):
+                    continue
                 freed += _remove_entry(p)
                 entries += 1
     return {"entries": entries, "bytes": freed}
@@ -366,3 +385,33 @@ def prune_cache(root: Path, *, older_than_days: float) -> dict[str, int]:
                 freed += _remove_entry(p)
                 entries += 1
     return {"entries": entries, "bytes": freed}
+
+
+@contextlib.contextmanager
+def cache_lock(
+    root: Path, *, shared: bool, on_wait: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    """Syncs share the cache; ``cache clean``/``prune`` wait for them and hold it alone.
+
+    An flock on ``<cache>/.lock``: shared while a sync reads and fills entries, exclusive while
+    entries are deleted, so a running sync never loses an entry it is linking from.
+    """
+    import fcntl
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield  # a read-only cache: nobody can delete from it either
+        return
+    try:
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        except OSError:
+            if on_wait is not None:
+                on_wait(f"waiting for other envmat processes using the cache {root}")
+            fcntl.flock(fd, mode)
+        yield
+    finally:
+        os.close(fd)

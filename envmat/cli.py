@@ -289,7 +289,7 @@ def _check(args: argparse.Namespace, notify: Any) -> int:
 def _cache(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .cache import cache_info, clean_cache, default_cache_dir, prune_cache
+    from .cache import cache_info, cache_lock, clean_cache, default_cache_dir, prune_cache
 
     root = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     if args.action == "dir":
@@ -305,10 +305,16 @@ def _cache(args: argparse.Namespace) -> int:
                 if k != "path":
                     print(f"  {k}: {v}")
         return 0
-    if args.action == "clean":
-        freed = clean_cache(root)
-    else:
-        freed = prune_cache(root, older_than_days=args.older_than)
+
+    def waiting(msg: str) -> None:
+        if not args.quiet:
+            print(msg, file=sys.stderr)
+
+    with cache_lock(root, shared=False, on_wait=waiting):
+        if args.action == "clean":
+            freed = clean_cache(root)
+        else:
+            freed = prune_cache(root, older_than_days=args.older_than)
     if not args.quiet:
         print(
             f"removed {freed['entries']} cache entries, {freed['bytes'] / 2**20:.1f} MiB from {root}"

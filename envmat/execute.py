@@ -35,6 +35,14 @@ T = TypeVar("T")
 _BATCH = 64  # files per task: a thread pool task per tiny file costs more than the link
 
 
+class SourceGone(Exception):
+    """A cache file vanished while being linked (a concurrent ``cache clean``); retried by the caller."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+
 @frozen(kw_only=True)
 class ApplyResult:
     written: int
@@ -200,13 +208,17 @@ def _apply(
         for i, tf, existed in batch:
             final = root + tf.path
             if tf.source.kind == "link":
-                assert tf.source.path is not None
-                if not existed and linker.place(
-                    tf.source.path, final, tf.executable, atomic_only=True
-                ):
-                    placed[i] = True
-                    continue
-                linker.place(tf.source.path, root + jr.staging_name(tf.path, txid), tf.executable)
+                src = tf.source.path
+                assert src is not None
+                try:
+                    if not existed and linker.place(src, final, tf.executable, atomic_only=True):
+                        placed[i] = True
+                        continue
+                    linker.place(src, root + jr.staging_name(tf.path, txid), tf.executable)
+                except FileNotFoundError:
+                    if not os.path.exists(src):
+                        raise SourceGone(src) from None
+                    raise
             else:
                 assert tf.source.data is not None
                 write_bytes(root + jr.staging_name(tf.path, txid), tf.source.data, tf.executable)
