@@ -97,6 +97,35 @@ class _Engine:
         self.interpreter = find_python(python, self.cache_dir)
         return True, self.target(self.interpreter), None
 
+    def report(
+        self,
+        lock: str,
+        target: Target,
+        changes: Sequence[Any],
+        stats: Mapping[str, Any],
+        start: float,
+        *,
+        created: bool,
+        recovered: str | None,
+        dry_run: bool = False,
+    ) -> SyncReport:
+        return SyncReport(
+            lock=lock,
+            venv=str(self.venv),
+            target=target.describe(),
+            target_info=_target_info(target),
+            changes=tuple(changes),
+            elapsed=time.perf_counter() - start,
+            dry_run=dry_run,
+            created_venv=created,
+            downloaded_bytes=stats.get("downloaded", 0),
+            warnings=tuple(self.warnings),
+            recovered=recovered,
+            link_mode=stats.get("link_mode"),
+            files_written=stats.get("written", 0),
+            files_removed=stats.get("removed", 0),
+        )
+
     @contextlib.contextmanager
     def undo_creation(self, created: bool) -> Iterator[None]:
         """A venv this run made goes again if its first sync fails: it did not exist before."""
@@ -396,21 +425,15 @@ def sync(
                     reinstall=reinstall,
                     compile_bytecode=compile_bytecode,
                 )
-    return SyncReport(
-        lock=str(lock_path),
-        venv=str(eng.venv),
-        target=target.describe(),
-        target_info=_target_info(target),
-        changes=tuple(changes),
-        elapsed=time.perf_counter() - start,
-        dry_run=dry_run,
-        created_venv=create and not dry_run,
-        downloaded_bytes=stats.get("downloaded", 0),
-        warnings=tuple(eng.warnings),
+    return eng.report(
+        str(lock_path),
+        target,
+        changes,
+        stats,
+        start,
+        created=create and not dry_run,
         recovered=recovered,
-        link_mode=stats.get("link_mode"),
-        files_written=stats.get("written", 0),
-        files_removed=stats.get("removed", 0),
+        dry_run=dry_run,
     )
 
 
@@ -505,21 +528,7 @@ class LockedVenv:
                 target = eng.create(target, dists)
             with eng.undo_creation(created):
                 changes, stats = eng.apply(target, dists, inexact=True)
-        return SyncReport(
-            lock="",
-            venv=str(eng.venv),
-            target=target.describe(),
-            target_info=_target_info(target),
-            changes=tuple(changes),
-            elapsed=time.perf_counter() - start,
-            created_venv=created,
-            downloaded_bytes=0,
-            warnings=tuple(eng.warnings),
-            recovered=recovered,
-            link_mode=stats.get("link_mode"),
-            files_written=stats.get("written", 0),
-            files_removed=stats.get("removed", 0),
-        )
+        return eng.report("", target, changes, stats, start, created=created, recovered=recovered)
 
 
 def install_wheels_venv(
