@@ -24,7 +24,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from attrs import frozen
+from attrs import evolve, frozen
 
 from .errors import EnvmatError
 from .fetch import check_file, hash_local, redact
@@ -92,6 +92,20 @@ class Cache:
         # index.json's mtime is the entry's last use, for `envmat cache prune`
         with contextlib.suppress(OSError):
             os.utime(self.unpacked_dir(key) / "index.json")
+
+    def entry_unchanged(self, key: str, index: WheelIndex) -> bool:
+        """Cheap check before every use: each file's size and mtime are what unpacking left."""
+        if len(index.stamps) != len(index.files):
+            return True  # an index from before stamps were kept: nothing to compare
+        root = f"{self.unpacked_dir(key)}/"
+        try:
+            for f, stamp in zip(index.files, index.stamps):
+                st = os.stat(f"{root}{f.scheme}/{f.path}")
+                if st.st_size != f.size or st.st_mtime_ns != stamp:
+                    return False
+        except OSError:
+            return False
+        return True
 
     def entry_intact(self, key: str, index: WheelIndex) -> bool:
         """Every file of an unpacked entry still has the bytes its index records."""
@@ -167,11 +181,13 @@ class Cache:
                 results[i] = known  # prepared earlier in this sync (before creating the venv)
                 continue
             index = self.cached_index(key)
-            if index is not None and d.name in verify and not self.entry_intact(key, index):
-                log.warning(
-                    "cache entry of %s was modified (a hardlinked file edited?); rebuilding it",
-                    d.name,
-                )
+            if index is not None and not (
+                self.entry_unchanged(key, index)
+                and (d.name not in verify or self.entry_intact(key, index))
+            ):
+                # never install from a tampered entry (an installed hardlink edited in place
+                # edits the cache's copy too): rebuild it from the wheel
+                log.warning("the cache entry of %s was modified; rebuilding it", d.name)
                 _remove_entry(self.unpacked_dir(key))
                 index = None
             if index is not None:
@@ -271,6 +287,8 @@ class Cache:
         work = self._work_dir("unpacked-v1")
         try:
             index = unpack_wheel(wheel, work, filename)
+            stamps = tuple(os.stat(work / f.scheme / f.path).st_mtime_ns for f in index.files)
+            index = evolve(index, stamps=stamps)
             (work / "index.json").write_text(json.dumps(index.to_json(), separators=(",", ":")))
             try:
                 os.rename(work, final)

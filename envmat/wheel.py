@@ -52,6 +52,8 @@ class WheelIndex:
     #: ``console_scripts`` / ``gui_scripts``: script name -> ``module:attr``
     console_scripts: Mapping[str, str]
     gui_scripts: Mapping[str, str]
+    #: each unpacked file's mtime in the cache, to notice an edit through a hardlink cheaply
+    stamps: tuple[int, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,6 +67,7 @@ class WheelIndex:
                 [f.scheme, f.path, f.size, f.sha256, int(f.executable), int(f.rewrite_shebang)]
                 for f in self.files
             ],
+            "stamps": list(self.stamps),
         }
 
     @classmethod
@@ -76,6 +79,7 @@ class WheelIndex:
             root_is_purelib=d["root_is_purelib"],
             console_scripts=d["console_scripts"],
             gui_scripts=d["gui_scripts"],
+            stamps=tuple(d.get("stamps", ())),
             files=tuple(
                 WheelFile(
                     scheme=s, path=p, size=n, sha256=h, executable=bool(x), rewrite_shebang=bool(r)

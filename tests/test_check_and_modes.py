@@ -162,3 +162,29 @@ def test_fast_noop_notices_every_change(demo_lock: Path, tmp_path: Path, make_wh
     # a deleted dist-info is noticed
     next(site_packages(venv).glob("ns_a-*.dist-info")).rename(tmp_path / "gone")
     assert "+ ns-a==1.0" in run_ok("sync", demo_lock, "--venv", venv).stderr
+
+
+def test_a_tampered_cache_entry_is_rebuilt_not_installed(demo_lock: Path, tmp_path: Path, cache_dir: Path) -> None:
+    run_ok("sync", demo_lock, "--venv", tmp_path / "v1", "--link-mode", "hardlink")
+    installed = site_packages(tmp_path / "v1") / "hello_tool/util.py"
+    # an in-place edit of a hardlinked file edits the cache's copy too (same size: only mtime tells)
+    with open(installed, "r+") as f:
+        f.write("X = 9\n")
+    proc = run_ok("sync", demo_lock, "--venv", tmp_path / "v2")
+    assert "cache entry of hello-tool was modified" in proc.stderr
+    assert (site_packages(tmp_path / "v2") / "hello_tool/util.py").read_text() == "X = 1\n"
+    assert run_envmat("check", "--venv", tmp_path / "v2").returncode == 0
+
+
+def test_conflicting_files_warn_and_strict_refuses(make_wheel: MakeWheel, tmp_path: Path) -> None:
+    a = make_wheel("alpha", "1.0", files={"alpha.py": "", "shared/data.txt": "from alpha\n"})
+    z = make_wheel("zeta", "1.0", files={"zeta.py": "", "shared/data.txt": "from zeta\n"})
+    lock = lock_for(tmp_path / "pylock.toml", [z, a])
+    proc = run_envmat("sync", lock, "--venv", tmp_path / "strict", "--strict")
+    assert proc.returncode == 1 and "different contents" in proc.stderr and "hint:" in proc.stderr
+    assert not (tmp_path / "strict").exists()
+    proc = run_ok("sync", lock, "--venv", tmp_path / "v")
+    assert "warning:" in proc.stderr and "shared/data.txt" in proc.stderr
+    assert "alpha" in proc.stderr and "zeta" in proc.stderr
+    # the first distribution by name wins, whatever the order in the lock
+    assert (site_packages(tmp_path / "v") / "shared/data.txt").read_text() == "from alpha\n"
