@@ -105,3 +105,36 @@ def test_ctrl_c_restores_the_venv(make_wheel: MakeWheel, tmp_path: Path) -> None
     assert "interrupted; the venv was restored" in err and "Traceback" not in err
     assert tree_snapshot(venv) == before
     assert not (venv / ".envmat/journal.json").exists()
+
+
+def test_downloads_go_through_the_proxy_from_the_environment(make_wheel: MakeWheel, tmp_path: Path, http_server) -> None:  # type: ignore[no-untyped-def]
+    import threading
+    import urllib.request
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str] = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # a forward proxy: the request line carries the whole URL
+            seen.append(self.path)
+            with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(self.path) as resp:
+                body = resp.read()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        wheels = make_demo(make_wheel)
+        lock = served_lock(tmp_path, http_server, wheels)
+        env = {"HTTP_PROXY": f"http://127.0.0.1:{proxy.server_address[1]}", "http_proxy": None, "NO_PROXY": None, "no_proxy": None}
+        proc = run_envmat("sync", lock, "--venv", tmp_path / "v", env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert sorted(p.rsplit("/", 1)[-1] for p in seen) == sorted(w.name for w in wheels)
+    finally:
+        proxy.shutdown()
