@@ -462,9 +462,12 @@ def test_sigkill_at_random_moments_then_sync_converges(tmp_path: Path, cache_dir
     shutil.rmtree(venv)
     sync_ok(lock_a, venv, env)
     ref_a = venv_tree(venv)
+    # each change slowed a little (as on a slow disk) so that the transaction, not the
+    # interpreter's start, fills most of a run: random kills then land inside it
+    slow = {**env, "ENVMAT_FAULT_DELAY": "0.0005"}
     # how long an A -> B sync takes, start to exit, with a warm cache
     start = time.monotonic()
-    sync_ok(lock_b, venv, env)
+    sync_ok(lock_b, venv, slow)
     duration = time.monotonic() - start
     assert_same_tree(venv_tree(venv), ref_b, "uninterrupted")
 
@@ -473,6 +476,7 @@ def test_sigkill_at_random_moments_then_sync_converges(tmp_path: Path, cache_dir
     rounds = 16
     outcomes = []
     child_env = {k: v for k, v in os.environ.items() if k not in env}
+    child_env["ENVMAT_FAULT_DELAY"] = "0.0005"
     for i in range(rounds):
         # back to A with envmat itself: a converging sync in the other direction
         sync_ok(lock_a, venv, env)
