@@ -64,14 +64,9 @@ def _run_parallel(
         fn(items)
         return
     futures = [pool.submit(fn, b) for b in _batches(items)]
-    errors = []
     for f in futures:
-        try:
-            f.result()
-        except BaseException as e:  # collect, then re-raise the first: every worker must stop first
-            errors.append(e)
-    if errors:
-        raise errors[0]
+        # the first error ends the wait; apply() stops the other workers before undoing anything
+        f.result()
 
 
 def stale_pycache(prefix: Path, modules: Sequence[str]) -> list[str]:
@@ -139,19 +134,17 @@ def apply(
         dirs=tuple(dirs),
     )
     linker = Linker(link_mode)
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
         jr.write_journal(prefix, journal)
-    except OSError as e:
-        raise EnvmatError(
-            f"cannot write the journal in {prefix / STATE_DIR}: {e.strerror}",
-            hint="check that the venv is writable and the disk is not full; nothing was changed",
-        ) from None
-    try:
         progress.install_started(len(writes) + len(removes))
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            _apply(prefix, journal, writes, linker, pool, progress)
+        _apply(prefix, journal, writes, linker, pool, progress)
+        _stop_workers(pool)
         jr.commit(prefix)
     except BaseException as e:
+        # workers still placing files (Ctrl-C interrupts only the main thread's wait) must be
+        # done before anything is undone, or they would re-add what the rollback removes
+        _stop_workers(pool)
         try:
             jr.rollback(prefix, journal)
         except OSError as re_:
@@ -177,6 +170,16 @@ def apply(
         link_mode=linker.mode,
         fallbacks=tuple(linker.fallbacks),
     )
+
+
+def _stop_workers(pool: ThreadPoolExecutor) -> None:
+    """Wait for running batches and drop queued ones; a second Ctrl-C only waits again."""
+    while True:
+        try:
+            pool.shutdown(wait=True, cancel_futures=True)
+            return
+        except KeyboardInterrupt:
+            continue
 
 
 def _describe(e: BaseException) -> str:
