@@ -13,7 +13,6 @@ Known, deliberate difference (asserted exactly, so a change on either side shows
 
 from __future__ import annotations
 
-import ast
 import functools
 import hashlib
 import json
@@ -26,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_envmat
+from tests.venvcompare import launcher_call
 from tests.wheelmaker import make_wheel, package_entry, wheel_entry, write_pylock
 
 MakeWheel = Callable[..., Path]
@@ -158,25 +158,6 @@ def tree(venv: Path) -> Tree:
     return out
 
 
-def launcher_call(path: Path) -> tuple[str, str, str]:
-    """(shebang, ``from X import Y``, the called expression) of an entry-point launcher."""
-    text = path.read_text()
-    first, _, body = text.partition("\n")
-    if first == "#!/bin/sh":  # the long-path form: the real interpreter is on the exec line
-        first = "#!" + body.split("'")[3]
-    mod = ast.parse(body)
-    imports = [
-        f"from {n.module} import {', '.join(a.name for a in n.names)}"
-        for n in ast.walk(mod)
-        if isinstance(n, ast.ImportFrom)
-    ]
-    calls = [
-        ast.unparse(n.args[0])
-        for n in ast.walk(mod)
-        if isinstance(n, ast.Call) and ast.unparse(n.func) == "sys.exit" and n.args
-    ]
-    assert len(imports) == 1 and len(calls) == 1, text
-    return first, imports[0], calls[0]
 
 
 def pip_runner(python: Path, helper: Path) -> Path:

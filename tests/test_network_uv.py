@@ -11,8 +11,6 @@ and ``.lock``, envmat's ``.envmat/``) are left out.
 
 from __future__ import annotations
 
-import ast
-import configparser
 import hashlib
 import os
 import subprocess
@@ -23,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_envmat
+from tests.venvcompare import entry_point_scripts, launcher_call
 
 pytestmark = pytest.mark.network
 
@@ -115,34 +114,6 @@ def file_set(venv: Path) -> set[str]:
     }
 
 
-def launcher_names(venv: Path) -> set[str]:
-    names: set[str] = set()
-    for ep in venv.glob("lib/python3.*/site-packages/*.dist-info/entry_points.txt"):
-        cp = configparser.ConfigParser(delimiters=("=",), interpolation=None)
-        cp.optionxform = str  # type: ignore[assignment,method-assign]
-        cp.read_string(ep.read_text())
-        for group in ("console_scripts", "gui_scripts"):
-            if cp.has_section(group):
-                names.update(f"bin/{k}" for k in cp[group])
-    return names
-
-
-def launcher_call(path: Path) -> tuple[str, str]:
-    """(``from X import Y``, the called expression) of an entry-point launcher."""
-    body = path.read_text().partition("\n")[2]
-    mod = ast.parse(body)
-    imports = [
-        f"from {n.module} import {', '.join(a.name for a in n.names)}"
-        for n in ast.walk(mod)
-        if isinstance(n, ast.ImportFrom)
-    ]
-    calls = [
-        ast.unparse(n.args[0])
-        for n in ast.walk(mod)
-        if isinstance(n, ast.Call) and ast.unparse(n.func) == "sys.exit" and n.args
-    ]
-    assert len(imports) == 1 and len(calls) == 1, path.read_text()
-    return imports[0], calls[0]
 
 
 def sync_both(
@@ -167,8 +138,8 @@ def sync_both(
     assert any(p.endswith(".dist-info/METADATA") for p in uv_tree), sorted(uv_tree)
     assert sorted(set(uv_tree) - set(em_tree)) == []
     assert sorted(set(em_tree) - set(uv_tree)) == []
-    launchers = launcher_names(uv_venv)
-    assert launchers == launcher_names(em_venv)
+    launchers = entry_point_scripts(uv_venv)
+    assert launchers == entry_point_scripts(em_venv)
     differ = {
         p: (uv_tree[p], em_tree[p])
         for p in uv_tree
@@ -176,7 +147,7 @@ def sync_both(
     }
     assert differ == {}
     for rel in sorted(launchers):
-        assert launcher_call(uv_venv / rel) == launcher_call(em_venv / rel), rel
+        assert launcher_call(uv_venv / rel)[1:] == launcher_call(em_venv / rel)[1:], rel
         assert (em_venv / rel).read_text().startswith(f"#!{em_venv / 'bin/python'}\n"), rel
         assert em_tree[rel][1], rel
     # the RECORD of every dist lists the same installed files
