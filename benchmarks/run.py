@@ -327,10 +327,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--out",
         default=None,
-        help="results dir (default: benchmarks/results; --quick: benchmarks/work/quick-results)",
+        help="results dir (default: benchmarks/results; --quick: benchmarks/scratch/quick-results)",
     )
     p.add_argument(
-        "--work", default=str(HERE / "work"), help="scratch dir for locks, caches, venvs"
+        "--work", default=str(HERE / "scratch"), help="scratch dir for locks, caches, venvs"
     )
     p.add_argument(
         "--python", default="3.11", help="interpreter for the venvs: a version or a path"
@@ -368,7 +368,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.workloads = "small"
         args.runs = 2
         if args.out is None:
-            args.out = str(HERE / "work" / "quick-results")
+            args.out = str(HERE / "scratch" / "quick-results")
     if args.out is None:
         args.out = str(HERE / "results")
     args.workloads = (
