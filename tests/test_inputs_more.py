@@ -138,3 +138,49 @@ def test_downloads_go_through_the_proxy_from_the_environment(make_wheel: MakeWhe
         assert sorted(p.rsplit("/", 1)[-1] for p in seen) == sorted(w.name for w in wheels)
     finally:
         proxy.shutdown()
+
+
+def test_tls_is_verified_and_a_custom_ca_bundle_is_honoured(make_wheel: MakeWheel, tmp_path: Path) -> None:
+    import functools
+    import shutil
+    import ssl
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    import pytest
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a certificate for the test server")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    served = tmp_path / "tls"
+    served.mkdir()
+    (whl,) = make_demo(make_wheel)[:1]
+    (served / whl.name).write_bytes(whl.read_bytes())
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(served)))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"https://127.0.0.1:{server.server_address[1]}/{whl.name}"
+        lock = write_pylock(tmp_path / "lock" / "pylock.toml", [package_entry("hello-tool", "1.0", [wheel_entry(whl, url=url)])])
+        clean = {"SSL_CERT_FILE": None, "REQUESTS_CA_BUNDLE": None, "CURL_CA_BUNDLE": None}
+        # an unknown certificate is refused, clearly
+        err = assert_user_error(run_envmat("sync", lock, "--venv", tmp_path / "v0", "--timeout", "5", env=clean), "download of")
+        assert "CERTIFICATE_VERIFY_FAILED" in err or "certificate verify failed" in err
+        assert not (tmp_path / "v0").exists()
+        # the usual environment variable names the CA bundle that vouches for it
+        proc = run_envmat("sync", lock, "--venv", tmp_path / "v1", env={**clean, "SSL_CERT_FILE": str(cert)})
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        server.shutdown()
