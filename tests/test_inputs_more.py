@@ -43,7 +43,7 @@ def test_two_entries_selected_for_one_name_is_an_error(make_wheel: MakeWheel, tm
     assert not (tmp_path / "v").exists()
 
 
-def test_slow_server_times_out_cleanly(make_wheel: MakeWheel, tmp_path: Path, http_server) -> None:  # type: ignore[no-untyped-def]
+def test_slow_server_times_out_cleanly(make_wheel: MakeWheel, tmp_path: Path, cache_dir: Path, http_server) -> None:  # type: ignore[no-untyped-def]
     (whl,) = make_demo(make_wheel)[:1]
     lock = served_lock(tmp_path, http_server, [whl])
     http_server.set_fault(whl.name, "slow", seconds=5, always=True)
@@ -54,7 +54,7 @@ def test_slow_server_times_out_cleanly(make_wheel: MakeWheel, tmp_path: Path, ht
     assert not (tmp_path / "v").exists()
 
 
-def test_credentials_from_the_url_and_from_netrc(make_wheel: MakeWheel, tmp_path: Path, http_server) -> None:  # type: ignore[no-untyped-def]
+def test_credentials_from_the_url_and_from_netrc(make_wheel: MakeWheel, tmp_path: Path, cache_dir: Path, http_server) -> None:  # type: ignore[no-untyped-def]
     (whl,) = make_demo(make_wheel)[:1]
     http_server.set_fault(whl.name, "auth", user="alice", password="s3cret", always=True)
     # without credentials: 401, named, with a hint about where credentials go
@@ -72,7 +72,7 @@ def test_credentials_from_the_url_and_from_netrc(make_wheel: MakeWheel, tmp_path
     assert proc.returncode == 0, proc.stderr
 
 
-def test_progress_lines_when_not_a_terminal_and_none_with_quiet(make_wheel: MakeWheel, tmp_path: Path, http_server) -> None:  # type: ignore[no-untyped-def]
+def test_progress_lines_when_not_a_terminal_and_none_with_quiet(make_wheel: MakeWheel, tmp_path: Path, cache_dir: Path, http_server) -> None:  # type: ignore[no-untyped-def]
     wheels = make_demo(make_wheel)
     lock = served_lock(tmp_path, http_server, wheels)
     proc = run_ok("sync", lock, "--venv", tmp_path / "v1", "--cache-dir", tmp_path / "c1")
@@ -107,7 +107,7 @@ def test_ctrl_c_restores_the_venv(make_wheel: MakeWheel, tmp_path: Path) -> None
     assert not (venv / ".envmat/journal.json").exists()
 
 
-def test_downloads_go_through_the_proxy_from_the_environment(make_wheel: MakeWheel, tmp_path: Path, http_server) -> None:  # type: ignore[no-untyped-def]
+def test_downloads_go_through_the_proxy_from_the_environment(make_wheel: MakeWheel, tmp_path: Path, cache_dir: Path, http_server) -> None:  # type: ignore[no-untyped-def]
     import threading
     import urllib.request
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -140,7 +140,7 @@ def test_downloads_go_through_the_proxy_from_the_environment(make_wheel: MakeWhe
         proxy.shutdown()
 
 
-def test_tls_is_verified_and_a_custom_ca_bundle_is_honoured(make_wheel: MakeWheel, tmp_path: Path) -> None:
+def test_tls_is_verified_and_a_custom_ca_bundle_is_honoured(make_wheel: MakeWheel, tmp_path: Path, cache_dir: Path) -> None:
     import functools
     import shutil
     import ssl

@@ -20,7 +20,7 @@ def plan(*args: str | Path) -> dict:  # type: ignore[type-arg]
     return doc  # type: ignore[no-any-return]
 
 
-def test_real_plans_validate_and_say_why(make_wheel: Callable[..., Path], tmp_path: Path, http_server) -> None:  # type: ignore[no-untyped-def]
+def test_real_plans_validate_and_say_why(make_wheel: Callable[..., Path], tmp_path: Path, cache_dir: Path, http_server) -> None:  # type: ignore[no-untyped-def]
     from tests.wheelmaker import package_entry, wheel_entry, write_pylock
 
     hello, ns_a, ns_b = make_demo(make_wheel)
