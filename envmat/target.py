@@ -266,7 +266,3 @@ def _write_cache(path: Path, text: str) -> None:
         os.replace(tmp, path)
     except OSError:
         pass  # the cache is an optimisation; a read-only cache dir must not fail a sync
-
-
-def running_python() -> str:
-    return sys.executable

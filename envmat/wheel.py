@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import posixpath
 import re
 import stat
 from collections.abc import Mapping
@@ -291,7 +290,3 @@ def unpack_wheel(wheel_path: Path, dest: Path, filename: str | None = None) -> W
         console_scripts=entry_points.get("console_scripts", {}),
         gui_scripts=entry_points.get("gui_scripts", {}),
     )
-
-
-def posix_join(*parts: str) -> str:
-    return posixpath.normpath(posixpath.join(*parts))
