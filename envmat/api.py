@@ -401,9 +401,7 @@ def sync(
     with venv_lock(eng.venv, lock_timeout, eng.notify), cache_lock(eng.cache_dir, shared=True):
         create, target, recovered = eng.open(python)
         locked, warnings = select_from_lock(lock_path, data, target, selection)
-        eng.warnings += warnings
-        for w in warnings:
-            eng.notify(f"warning: {w}")
+        eng.warnings += warnings  # shown once, with the report (cli.py)
         if create and dry_run:
             from .installed import InstalledState
             from .plan import plan_dists

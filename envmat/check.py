@@ -145,33 +145,18 @@ def unowned_files(
 
 
 def lock_issues(changes: Sequence[DistChange]) -> list[CheckIssue]:
+    """What a sync would change, said as problems of the venv against the lock."""
     out = []
     for c in changes:
-        if c.action == "add":
-            out.append(
-                CheckIssue(
-                    kind="not-installed",
-                    dist=c.name,
-                    path=None,
-                    detail=f"the lock has {c.name}=={c.version}",
-                )
-            )
-        elif c.action == "remove":
-            out.append(
-                CheckIssue(
-                    kind="extra",
-                    dist=c.name,
-                    path=None,
-                    detail=f"{c.name}=={c.old_version} is not in the lock",
-                )
-            )
-        elif c.action == "replace":
-            out.append(
-                CheckIssue(
-                    kind="wrong-version",
-                    dist=c.name,
-                    path=None,
-                    detail=f"installed {c.old_version}, the lock has {c.version} ({c.reason})",
-                )
-            )
+        if c.action == "keep":
+            continue
+        kind, detail = {
+            "add": ("not-installed", f"the lock has {c.name}=={c.version}"),
+            "remove": ("extra", f"{c.name}=={c.old_version} is not in the lock"),
+            "replace": (
+                "wrong-version",
+                f"installed {c.old_version}, the lock has {c.version} ({c.reason})",
+            ),
+        }[c.action]
+        out.append(CheckIssue(kind=kind, dist=c.name, path=None, detail=detail))  # type: ignore[arg-type]
     return out

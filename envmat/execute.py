@@ -112,7 +112,8 @@ def apply(
     txid = uuid.uuid4().hex[:12]
     root = str(prefix) + "/"  # string joins: these loops run once per file
     removes = [p for p in plan.removes if os.path.lexists(root + p)]
-    removes += [p for p in stale_pycache(prefix, plan.stale_modules) if p not in set(removes)]
+    planned = set(removes)
+    removes += [p for p in stale_pycache(prefix, plan.stale_modules) if p not in planned]
     writes = [(tf, os.path.lexists(root + tf.path)) for tf in plan.writes]
     dirs: list[str] = []
     seen: set[str] = set()

@@ -207,3 +207,12 @@ def test_python_given_as_a_path_again_on_the_same_venv(make_wheel: MakeWheel, tm
     assert "Nothing to do" in run_ok("sync", lock, "--venv", venv, "--python", python).stderr
     proc = run_envmat("sync", lock, "--venv", venv, "--python", python_factory("3.9"))
     assert proc.returncode == 1 and "uses Python 3.12" in proc.stderr and "hint:" in proc.stderr
+
+
+def test_lock_warnings_are_shown_once_and_strict_refuses(make_wheel: MakeWheel, tmp_path: Path) -> None:
+    whl = make_wheel("solo", "1.0", files={"solo.py": ""})
+    lock = write_pylock(tmp_path / "pylock.toml", [package_entry("solo", "1.0", [wheel_entry(whl, base=tmp_path)], markr="os_name == 'posix'")])
+    proc = run_ok("sync", lock, "--venv", tmp_path / "v")
+    assert proc.stderr.count("unknown key") == 1 and "did you mean 'marker'" in proc.stderr
+    proc = run_envmat("sync", lock, "--venv", tmp_path / "v2", "--strict")
+    assert proc.returncode == 1 and "markr" in proc.stderr and not (tmp_path / "v2").exists()
