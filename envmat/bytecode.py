@@ -80,5 +80,5 @@ def add_to_records(prefix: Path, records: Mapping[str, Sequence[str]]) -> None:
             data = (prefix / pyc).read_bytes()
             entries.insert(len(entries) - 1, RecordEntry(rel, record_hash_of(data), len(data)))
         tmp = path.with_name(f".RECORD.tmp-{os.getpid()}")
-        tmp.write_bytes(format_record(entries))
+        tmp.write_bytes(format_record((e.path, e.hash, e.size) for e in entries))
         os.replace(tmp, path)

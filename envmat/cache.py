@@ -149,7 +149,11 @@ class Cache:
         for d in dists:
             assert d.wheel is not None
             key = cache_key(d.wheel)
-            if self.cached_index(key) is not None or self.archive_path(key).is_file():
+            if (
+                key in self._prepared
+                or (self.unpacked_dir(key) / "index.json").is_file()
+                or self.archive_path(key).is_file()
+            ):
                 continue
             if d.wheel.path and os.path.isfile(d.wheel.path):
                 continue

@@ -11,13 +11,12 @@ import json
 import logging
 import posixpath
 from collections.abc import Callable, Iterable, Mapping
-from typing import Literal
 
 from attrs import frozen
 
 from .cache import CachedWheel, cache_key
 from .errors import EnvmatError
-from .record import RecordEntry, format_record, hex_to_record_hash
+from .record import format_record, hex_to_record_hash
 from .scripts import launcher, rewrite_shebang
 from .target import Target
 
@@ -27,21 +26,16 @@ INSTALLER = b"envmat\n"
 
 
 @frozen(kw_only=True)
-class FileSource:
-    kind: Literal["link", "bytes"]
-    #: absolute path in the unpacked cache (``link``)
-    path: str | None = None
-    data: bytes | None = None
-
-
-@frozen(kw_only=True)
 class TargetFile:
     path: str
     sha256: str
     size: int
     executable: bool
-    source: FileSource
     owners: tuple[str, ...]
+    #: where the bytes come from: a file in the unpacked cache to link or copy ...
+    link: str | None = None
+    #: ... or bytes envmat generates (launchers, rewritten scripts, dist-info files)
+    data: bytes | None = None
 
 
 @frozen(kw_only=True)
@@ -67,8 +61,8 @@ def _bytes_file(path: str, data: bytes, owner: str, executable: bool = False) ->
         sha256=hashlib.sha256(data).hexdigest(),
         size=len(data),
         executable=executable,
-        source=FileSource(kind="bytes", data=data),
         owners=(owner,),
+        data=data,
     )
 
 
@@ -93,13 +87,13 @@ def dist_files(
     site = dirs["purelib" if idx.root_is_purelib else "platlib"]
     out: list[TargetFile] = []
     root = str(cached.root)
+    owners = (name,)
     # plain string joins: this loop runs once per installed file
     prefixes = {k: (v + "/" if v else "") for k, v in dirs.items()}
     for f in idx.files:
         vpath = prefixes[f.scheme] + f.path
-        src = f"{root}/{f.scheme}/{f.path}"
         if f.rewrite_shebang:
-            with open(src, "rb") as fh:
+            with open(f"{root}/{f.scheme}/{f.path}", "rb") as fh:
                 out.append(
                     _bytes_file(vpath, rewrite_shebang(python, fh.read()), name, executable=True)
                 )
@@ -110,8 +104,8 @@ def dist_files(
                     sha256=f.sha256,
                     size=f.size,
                     executable=f.executable,
-                    source=FileSource(kind="link", path=src),
-                    owners=(name,),
+                    owners=owners,
+                    link=f"{root}/{f.scheme}/{f.path}",
                 )
             )
     for scripts in (idx.console_scripts, idx.gui_scripts):
@@ -129,9 +123,11 @@ def dist_files(
         out.append(_bytes_file(f"{dist_info}/direct_url.json", data, name))
     record_path = f"{dist_info}/RECORD"
     rel = _record_rel(site)
-    entries = [RecordEntry(rel(f.path), hex_to_record_hash(f.sha256), f.size) for f in out]
-    entries.append(RecordEntry(rel(record_path), "", None))
-    out.append(_bytes_file(record_path, format_record(entries), name))
+    rows: list[tuple[str, str, int | None]] = [
+        (rel(f.path), hex_to_record_hash(f.sha256), f.size) for f in out
+    ]
+    rows.append((rel(record_path), "", None))
+    out.append(_bytes_file(record_path, format_record(rows), name))
     assert cached.dist.wheel is not None
     dm = DistManifest(
         name=name,
@@ -182,7 +178,8 @@ def build_manifest(
                     sha256=prev.sha256,
                     size=prev.size,
                     executable=prev.executable or tf.executable,
-                    source=prev.source,
+                    link=prev.link,
+                    data=prev.data,
                     owners=(*prev.owners, *tf.owners),
                 )
             else:
@@ -196,7 +193,8 @@ def build_manifest(
                     sha256=prev.sha256,
                     size=prev.size,
                     executable=prev.executable,
-                    source=prev.source,
+                    link=prev.link,
+                    data=prev.data,
                     owners=(*prev.owners, *tf.owners),
                 )
     if conflicts and strict:

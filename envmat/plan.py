@@ -18,7 +18,7 @@ from packaging.version import InvalidVersion, Version
 from .cache import cache_key
 from .installed import STATE_FILE, InstalledState
 from .lock.model import LockedDist
-from .manifest import FileSource, Manifest, TargetFile
+from .manifest import Manifest, TargetFile
 
 Action = Literal["add", "replace", "remove", "keep"]
 
@@ -171,8 +171,8 @@ def _state_file(state: Mapping[str, Any]) -> TargetFile:
         sha256=hashlib.sha256(data).hexdigest(),
         size=len(data),
         executable=False,
-        source=FileSource(kind="bytes", data=data),
         owners=(),
+        data=data,
     )
 
 

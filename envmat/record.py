@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import csv
 import hashlib
 import io
+import re
 from collections.abc import Iterable
 
 from attrs import frozen
@@ -19,8 +21,14 @@ class RecordEntry:
     size: int | None
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+#: a RECORD path that the csv module would quote (PEP 376: RECORD is a CSV file)
+_NEEDS_QUOTING = re.compile(r'[,"\r\n]')
+
+
 def b64_digest(digest: bytes) -> str:
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    # PEP 376/427: urlsafe base64 without padding; binascii directly, it runs once per file
+    return binascii.b2a_base64(digest, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
 
 
 def record_hash_of(data: bytes) -> str:
@@ -64,9 +72,17 @@ def parse_record(text: str) -> list[RecordEntry]:
     return entries
 
 
-def format_record(entries: Iterable[RecordEntry]) -> bytes:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    for e in entries:
-        writer.writerow((e.path, e.hash, "" if e.size is None else str(e.size)))
-    return buf.getvalue().encode("utf-8")
+def format_record(rows: Iterable[tuple[str, str, int | None]]) -> bytes:
+    """RECORD text from (path, hash, size) rows; plain joins for the usual paths, the csv
+    module for those it must quote."""
+    lines: list[str] = []
+    for path, hash_, size in rows:
+        if _NEEDS_QUOTING.search(path):
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="\n").writerow(
+                (path, hash_, "" if size is None else size)
+            )
+            lines.append(buf.getvalue())
+        else:
+            lines.append(f"{path},{hash_},{'' if size is None else size}\n")
+    return "".join(lines).encode("utf-8")

@@ -6,7 +6,7 @@ import hashlib
 
 from envmat.installed import STATE_FILE, InstalledDist, InstalledFile, InstalledState
 from envmat.lock.model import FileRef, LockedDist
-from envmat.manifest import DistManifest, FileSource, Manifest, TargetFile
+from envmat.manifest import DistManifest, Manifest, TargetFile
 from envmat.plan import plan_dists, plan_files
 
 SITE = "lib/python3.12/site-packages"
@@ -17,19 +17,40 @@ def sha(data: str) -> str:
 
 
 def locked(name: str, version: str, key: str | None = None) -> LockedDist:
-    ref = FileRef(filename=f"{name}-{version}-py3-none-any.whl", url=f"https://files.example/{name}.whl", size=10, hashes={"sha256": key or sha(name + version)})
+    ref = FileRef(
+        filename=f"{name}-{version}-py3-none-any.whl",
+        url=f"https://files.example/{name}.whl",
+        size=10,
+        hashes={"sha256": key or sha(name + version)},
+    )
     return LockedDist(name=name, version=version, kind="wheel", wheel=ref, key_path="packages[0]")
 
 
-def installed(name: str, version: str, files: dict[str, str], key: str | None = None) -> InstalledDist:
+def installed(
+    name: str, version: str, files: dict[str, str], key: str | None = None
+) -> InstalledDist:
     info = f"{SITE}/{name}-{version}.dist-info"
     fs = [InstalledFile(path=p, sha256=sha(c), size=len(c)) for p, c in files.items()]
     fs.append(InstalledFile(path=f"{info}/RECORD", sha256=None, size=None))
-    return InstalledDist(name=name, version=version, dist_info=info, installer="envmat", files=tuple(fs), wheel_key=key)
+    return InstalledDist(
+        name=name,
+        version=version,
+        dist_info=info,
+        installer="envmat",
+        files=tuple(fs),
+        wheel_key=key,
+    )
 
 
 def target_file(path: str, content: str, *owners: str) -> TargetFile:
-    return TargetFile(path=path, sha256=sha(content), size=len(content), executable=False, source=FileSource(kind="bytes", data=content.encode()), owners=owners)
+    return TargetFile(
+        path=path,
+        sha256=sha(content),
+        size=len(content),
+        executable=False,
+        owners=owners,
+        data=content.encode(),
+    )
 
 
 def state(*dists: InstalledDist) -> InstalledState:
@@ -44,7 +65,13 @@ def test_actions_per_distribution() -> None:
         installed("extra", "3.0", {}),
         installed("foreign", "4.0", {}),  # installed by pip: no wheel key, same version -> keep
     )
-    lock = [locked("same", "1.0"), locked("older", "2.0"), locked("rebuilt", "2.0"), locked("new", "1.0"), locked("foreign", "4.0")]
+    lock = [
+        locked("same", "1.0"),
+        locked("older", "2.0"),
+        locked("rebuilt", "2.0"),
+        locked("new", "1.0"),
+        locked("foreign", "4.0"),
+    ]
     changes = {c.name: c for c in plan_dists(lock, inst)}
     assert {n: c.action for n, c in changes.items()} == {
         "same": "keep",
@@ -60,7 +87,10 @@ def test_actions_per_distribution() -> None:
 
 def test_inexact_keeps_unlisted_and_reinstall_replaces() -> None:
     inst = state(installed("extra", "3.0", {}), installed("same", "1.0", {}))
-    changes = {c.name: c.action for c in plan_dists([locked("same", "1.0")], inst, inexact=True, reinstall={"same"})}
+    changes = {
+        c.name: c.action
+        for c in plan_dists([locked("same", "1.0")], inst, inexact=True, reinstall={"same"})
+    }
     assert changes == {"same": "replace"}
 
 
@@ -85,13 +115,26 @@ def test_shared_file_survives_until_its_last_owner_goes() -> None:
 
 
 def test_replacement_keeps_unchanged_files_and_marks_stale_modules() -> None:
-    old = installed("pkg", "1.0", {f"{SITE}/pkg/same.py": "same", f"{SITE}/pkg/changed.py": "v1", f"{SITE}/pkg/gone.py": "x"})
+    old = installed(
+        "pkg",
+        "1.0",
+        {f"{SITE}/pkg/same.py": "same", f"{SITE}/pkg/changed.py": "v1", f"{SITE}/pkg/gone.py": "x"},
+    )
     files = {
         f"{SITE}/pkg/same.py": target_file(f"{SITE}/pkg/same.py", "same", "pkg"),
         f"{SITE}/pkg/changed.py": target_file(f"{SITE}/pkg/changed.py", "v2", "pkg"),
-        f"{SITE}/pkg-2.0.dist-info/RECORD": target_file(f"{SITE}/pkg-2.0.dist-info/RECORD", "r", "pkg"),
+        f"{SITE}/pkg-2.0.dist-info/RECORD": target_file(
+            f"{SITE}/pkg-2.0.dist-info/RECORD", "r", "pkg"
+        ),
     }
-    dm = DistManifest(name="pkg", version="2.0", dist_info=f"{SITE}/pkg-2.0.dist-info", wheel_key="k", wheel_filename="pkg-2.0-py3-none-any.whl", files=tuple(files))
+    dm = DistManifest(
+        name="pkg",
+        version="2.0",
+        dist_info=f"{SITE}/pkg-2.0.dist-info",
+        wheel_key="k",
+        wheel_filename="pkg-2.0-py3-none-any.whl",
+        files=tuple(files),
+    )
     changes = plan_dists([locked("pkg", "2.0")], state(old))
     fplan = plan_files(changes, Manifest(files=files, dists={"pkg": dm}), state(old))
     written = [t.path for t in fplan.writes]
@@ -99,6 +142,9 @@ def test_replacement_keeps_unchanged_files_and_marks_stale_modules() -> None:
     assert written[:-2] == [f"{SITE}/pkg/changed.py"]
     # RECORD then the state file come last
     assert written[-2:] == [f"{SITE}/pkg-2.0.dist-info/RECORD", STATE_FILE]
-    assert f"{SITE}/pkg/gone.py" in fplan.removes and f"{SITE}/pkg-1.0.dist-info/RECORD" in fplan.removes
+    assert (
+        f"{SITE}/pkg/gone.py" in fplan.removes
+        and f"{SITE}/pkg-1.0.dist-info/RECORD" in fplan.removes
+    )
     assert set(fplan.stale_modules) == {f"{SITE}/pkg/changed.py", f"{SITE}/pkg/gone.py"}
     assert fplan.unchanged == 1

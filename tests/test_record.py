@@ -24,13 +24,17 @@ def test_hash_forms_round_trip() -> None:
     assert hex_to_record_hash(hashlib.sha256(data).hexdigest()) == rh
 
 
-def test_parse_and_format_round_trip_with_commas_in_paths() -> None:
+def test_parse_and_format_round_trip_with_commas_quotes_and_newlines_in_paths() -> None:
     entries = [
         RecordEntry("pkg/a,b.py", record_hash_of(b"x"), 1),
+        RecordEntry('pkg/say "hi".txt', record_hash_of(b"y"), 1),
+        RecordEntry("pkg/plain.py", record_hash_of(b""), 0),
         RecordEntry("pkg-1.0.dist-info/RECORD", "", None),
     ]
-    text = format_record(entries).decode()
-    assert '"pkg/a,b.py"' in text
+    text = format_record((e.path, e.hash, e.size) for e in entries).decode()
+    assert '"pkg/a,b.py"' in text and '"pkg/say ""hi"".txt"' in text
+    assert f"pkg/plain.py,{record_hash_of(b'')},0\n" in text
+    assert text.endswith("pkg-1.0.dist-info/RECORD,,\n")
     assert parse_record(text) == entries
 
 
