@@ -352,12 +352,11 @@ def sync(
     progress: Progress | None = None,
 ) -> SyncReport:
     """Make ``venv`` hold exactly what ``lock`` selects for its interpreter; see the README."""
-    from .lock import read_toml, select_from_lock
+    from .lock import LockReader
     from .venvlock import venv_lock
 
     start = time.perf_counter()
     lock_path = Path(lock)
-    data = read_toml(lock_path)  # a bad lock fails before anything is touched
     selection = Selection(
         extras=tuple(extras),
         all_extras=all_extras,
@@ -381,6 +380,8 @@ def sync(
         notify=notify,
         progress=progress,
     )
+    reader = LockReader(lock_path, eng.cache_dir)
+    reader.check()  # a bad lock fails before anything is touched
     from .fastpath import fingerprint, noop_options
 
     options = noop_options(
@@ -400,7 +401,7 @@ def sync(
 
     with venv_lock(eng.venv, lock_timeout, eng.notify), cache_lock(eng.cache_dir, shared=True):
         create, target, recovered = eng.open(python)
-        locked, warnings = select_from_lock(lock_path, data, target, selection)
+        locked, warnings = reader.select(target, selection)
         eng.warnings += warnings  # shown once, with the report (cli.py)
         if create and dry_run:
             from .installed import InstalledState

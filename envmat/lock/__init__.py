@@ -10,16 +10,12 @@ from ..errors import EnvmatError
 from ..target import Target
 from .model import FileRef, LockedDist, Selection
 
-__all__ = ["FileRef", "LockedDist", "Selection", "read_toml", "select_from_lock"]
+__all__ = ["FileRef", "LockReader", "LockedDist", "Selection", "read_toml", "select_from_lock"]
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+def read_lock_bytes(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise EnvmatError(
             f"lock file {path} does not exist",
@@ -31,6 +27,13 @@ def read_toml(path: Path) -> dict[str, Any]:
         ) from None
     except OSError as e:
         raise EnvmatError(f"cannot read the lock file {path}: {e.strerror}") from None
+
+
+def parse_toml(path: Path, data: bytes) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
     try:
         loaded: dict[str, Any] = tomllib.loads(data.decode("utf-8"))
         return loaded
@@ -44,6 +47,59 @@ def read_toml(path: Path) -> dict[str, Any]:
             context=[f"in {path}"],
             hint="fix the syntax error, or run the lock command that wrote it again",
         ) from None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    return parse_toml(path, read_lock_bytes(path))
+
+
+class LockReader:
+    """One lock file, read once; its selection for a target, remembered in the cache.
+
+    ``check()`` parses the lock unless these exact bytes were selected from before (so a bad
+    lock fails before anything is touched); ``select()`` answers from the memo when it can.
+    """
+
+    def __init__(self, path: Path, cache_dir: Path | None) -> None:
+        from . import memo
+
+        self.path = path
+        self.raw = read_lock_bytes(path)
+        self._cache_dir = cache_dir
+        self._digest = memo.lock_digest(self.raw)
+        self._data: dict[str, Any] | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = parse_toml(self.path, self.raw)
+        return self._data
+
+    def _memo_ok(self) -> bool:
+        return self._cache_dir is not None and not is_uv_lock(self.path)
+
+    def check(self) -> None:
+        from . import memo
+
+        if (
+            self._cache_dir is None
+            or not self._memo_ok()
+            or not memo.known(self._cache_dir, self._digest)
+        ):
+            _ = self.data  # parses, raising on a broken lock
+
+    def select(self, target: Target, selection: Selection) -> tuple[list[LockedDist], list[str]]:
+        from . import memo
+
+        if not self._memo_ok():
+            return select_from_lock(self.path, self.data, target, selection)
+        assert self._cache_dir is not None
+        hit = memo.recall(self._cache_dir, self._digest, self.path, target, selection)
+        if hit is not None:
+            return hit
+        dists, warnings = select_from_lock(self.path, self.data, target, selection)
+        memo.remember(self._cache_dir, self._digest, self.path, target, selection, dists, warnings)
+        return dists, warnings
 
 
 def is_uv_lock(path: Path) -> bool:

@@ -1,0 +1,131 @@
+"""Remembered selections: a pylock.toml already read for the same target is not read again.
+
+Selecting from a pylock is pure over (the lock's bytes, its directory, the target's marker
+environment, tags and version, the user's extras/groups/strict, and the code that selects), so
+its result (the chosen files and the lock's warnings) is kept in the cache under
+``selections-v1/<lock digest>/<digest of the rest>.json``. A hit skips the TOML parser,
+``packaging.pylock``, marker evaluation and the lint: at process start their imports alone cost
+more than a whole warm install of a small lock. uv.lock selections also read pyproject.toml, so
+they are not remembered. The memo is an optimisation: any unreadable entry is a miss, and a
+cache that cannot be written is ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..target import Target
+from .model import FileRef, LockedDist, Selection
+
+_DIR = "selections-v1"
+_HERE = Path(__file__).resolve().parent
+
+
+def lock_digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()[:40]
+
+
+def _code_stamp() -> str:
+    """The selecting code's identity, so that an upgraded (or edited) envmat never reuses
+    entries that older code wrote: packaging's version and each lock module's size and mtime."""
+    import packaging
+
+    parts = [packaging.__version__]
+    for name in sorted(os.listdir(_HERE)):
+        if name.endswith(".py"):
+            st = os.stat(_HERE / name)
+            parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+    st = os.stat(_HERE.parent / "target.py")
+    parts.append(f"target:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
+
+
+def _path(cache_dir: Path, digest: str, lock: Path, target: Target, selection: Selection) -> Path:
+    rest = json.dumps(
+        [
+            _code_stamp(),
+            str(lock.parent.resolve()),  # local paths in the lock are relative to it
+            target.implementation,
+            list(target.version),
+            sorted(target.environment.items()),
+            list(target.tags),
+            attrs.asdict(selection),
+        ],
+        sort_keys=True,
+    )
+    return cache_dir / _DIR / digest / f"{hashlib.sha256(rest.encode()).hexdigest()[:40]}.json"
+
+
+def known(cache_dir: Path, digest: str) -> bool:
+    """These lock bytes were read (and found valid) before, for some target."""
+    return (cache_dir / _DIR / digest).is_dir()
+
+
+def recall(
+    cache_dir: Path, digest: str, lock: Path, target: Target, selection: Selection
+) -> tuple[list[LockedDist], list[str]] | None:
+    try:
+        data = json.loads(_path(cache_dir, digest, lock, target, selection).read_bytes())
+        return [_dist(d) for d in data["dists"]], list(data["warnings"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def remember(
+    cache_dir: Path,
+    digest: str,
+    lock: Path,
+    target: Target,
+    selection: Selection,
+    dists: list[LockedDist],
+    warnings: list[str],
+) -> None:
+    path = _path(cache_dir, digest, lock, target, selection)
+    data = json.dumps({"dists": [_dist_json(d) for d in dists], "warnings": warnings})
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(data)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _dist_json(d: LockedDist) -> dict[str, Any]:
+    w = d.wheel
+    return {
+        "name": d.name,
+        "version": d.version,
+        "kind": d.kind,
+        "key_path": d.key_path,
+        "direct_url": d.direct_url,
+        "source_desc": d.source_desc,
+        "wheel": None
+        if w is None
+        else {
+            "filename": w.filename,
+            "url": w.url,
+            "path": w.path,
+            "size": w.size,
+            "hashes": dict(w.hashes),
+        },
+    }
+
+
+def _dist(d: dict[str, Any]) -> LockedDist:
+    w = d["wheel"]
+    return LockedDist(
+        name=d["name"],
+        version=d["version"],
+        kind=d["kind"],
+        key_path=d["key_path"],
+        direct_url=d["direct_url"],
+        source_desc=d["source_desc"],
+        wheel=None if w is None else FileRef(**w),
+    )
