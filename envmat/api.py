@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import shutil
 import time
@@ -14,12 +13,13 @@ from typing import Any
 from .errors import EnvmatError
 from .fs import LINK_MODES, LinkMode
 from .lock.model import FileRef, LockedDist, Selection
+from .logs import Logger
 from .progress import Progress
 from .report import SyncReport
 from .target import Target, query_target
 from .venv import check_existing_venv, check_python_matches, create_venv, find_python, venv_python
 
-log = logging.getLogger(__name__)
+log = Logger(__name__)
 
 Notify = Callable[[str], None]
 

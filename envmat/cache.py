@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import shutil
 import sys
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from attrs import evolve, frozen
@@ -29,10 +27,11 @@ from attrs import evolve, frozen
 from .errors import EnvmatError
 from .fetch import check_file, hash_local, redact
 from .lock.model import FileRef, LockedDist
+from .logs import Logger
 from .progress import NoProgress, Progress
 from .wheel import WheelIndex, unpack_wheel
 
-log = logging.getLogger(__name__)
+log = Logger(__name__)
 
 _SUPPORTED = ("sha256", "sha512", "sha384", "sha3_256", "blake2b", "sha224")
 
@@ -201,6 +200,8 @@ class Cache:
                 todo.append((i, d))
         if todo:
             errors: list[EnvmatError] = []
+            from concurrent.futures import ThreadPoolExecutor
+
             with ThreadPoolExecutor(max_workers=max(1, min(self.jobs, len(todo)))) as pool:
                 futures = [(i, pool.submit(self._fill, d)) for i, d in todo]
                 for i, fut in futures:

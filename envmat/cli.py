@@ -151,12 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
-    import logging
+    from . import logs
 
-    level = logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING
-    if quiet:
-        level = logging.ERROR
-    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    # logging's DEBUG/INFO/WARNING/ERROR levels, without importing it (logs.py)
+    level = 10 if verbose >= 2 else 20 if verbose == 1 else 30
+    logs.configure(40 if quiet else level)
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:

@@ -10,14 +10,12 @@ Any failure before step 5 rolls everything back; a killed process is recovered b
 
 from __future__ import annotations
 
-import logging
 import os
 import posixpath
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from attrs import frozen
 
@@ -29,7 +27,8 @@ from .manifest import TargetFile
 from .plan import FilePlan, pycache_prefix
 from .progress import NoProgress, Progress
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 T = TypeVar("T")
 _BATCH = 64  # files per task: a thread pool task per tiny file costs more than the link
@@ -55,18 +54,38 @@ def _batches(items: Sequence[T], size: int = _BATCH) -> list[Sequence[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _run_parallel(
-    pool: ThreadPoolExecutor | None, fn: Callable[[Sequence[T]], None], items: Sequence[T]
-) -> None:
-    if not items:
-        return
-    if pool is None or len(items) <= _BATCH:
-        fn(items)
-        return
-    futures = [pool.submit(fn, b) for b in _batches(items)]
-    for f in futures:
-        # the first error ends the wait; apply() stops the other workers before undoing anything
-        f.result()
+class _Workers:
+    """A thread pool made on first use: a sync that only links never starts (or imports) one."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+        self.pool: ThreadPoolExecutor | None = None
+
+    def run(
+        self, fn: Callable[[Sequence[T]], None], items: Sequence[T], *, parallel: bool = True
+    ) -> None:
+        if not items:
+            return
+        if not parallel or self.jobs <= 1 or len(items) <= _BATCH:
+            fn(items)
+            return
+        if self.pool is None:
+            import concurrent.futures
+
+            self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.jobs)
+        futures = [self.pool.submit(fn, b) for b in _batches(items)]
+        for f in futures:
+            # the first error ends the wait; apply() stops the other workers before undoing anything
+            f.result()
+
+    def stop(self) -> None:
+        """Wait for running batches and drop queued ones; a second Ctrl-C only waits again."""
+        while self.pool is not None:
+            try:
+                self.pool.shutdown(wait=True, cancel_futures=True)
+                return
+            except KeyboardInterrupt:
+                continue
 
 
 def stale_pycache(prefix: Path, modules: Sequence[str]) -> list[str]:
@@ -147,18 +166,17 @@ def apply(
         dirs=tuple(dirs),
     )
     linker = Linker(link_mode)
-    # jobs=1: everything in this thread (no pool, no GIL hand-offs)
-    pool = ThreadPoolExecutor(max_workers=jobs) if jobs > 1 else None
+    workers = _Workers(jobs)
     try:
         jr.write_journal(prefix, journal)
         progress.install_started(len(writes) + len(removes))
-        _apply(prefix, journal, writes, linker, pool, progress)
-        _stop_workers(pool)
+        _apply(prefix, journal, writes, linker, workers, progress)
+        workers.stop()
         jr.commit(prefix)
     except BaseException as e:
         # workers still placing files (Ctrl-C interrupts only the main thread's wait) must be
         # done before anything is undone, or they would re-add what the rollback removes
-        _stop_workers(pool)
+        workers.stop()
         try:
             jr.rollback(prefix, journal)
         except OSError as re_:
@@ -186,16 +204,6 @@ def apply(
     )
 
 
-def _stop_workers(pool: ThreadPoolExecutor | None) -> None:
-    """Wait for running batches and drop queued ones; a second Ctrl-C only waits again."""
-    while pool is not None:
-        try:
-            pool.shutdown(wait=True, cancel_futures=True)
-            return
-        except KeyboardInterrupt:
-            continue
-
-
 def _describe(e: BaseException) -> str:
     if isinstance(e, OSError):
         where = f" ({e.filename})" if e.filename else ""
@@ -208,7 +216,7 @@ def _apply(
     journal: jr.Journal,
     writes: list[tuple[TargetFile, bool]],
     linker: Linker,
-    pool: ThreadPoolExecutor | None,
+    workers: _Workers,
     progress: Progress,
 ) -> None:
     txid = journal.txid
@@ -250,7 +258,7 @@ def _apply(
     # thread places them fastest (threads measured 1.2-2x slower); copies run in the pool.
     stage(items[:_BATCH])
     fast_links = linker.mode in ("hardlink", "symlink")
-    _run_parallel(None if fast_links else pool, stage, items[_BATCH:])
+    workers.run(stage, items[_BATCH:], parallel=not fast_links)
 
     stash = root + jr.stash_dir(txid) + "/"
     to_stash = [(i, tf.path) for i, (tf, existed) in enumerate(writes) if existed]
@@ -282,5 +290,5 @@ def _apply(
             op()
             os.replace(root + jr.staging_name(tf.path, txid), root + tf.path)
 
-    _run_parallel(pool, commit_files, early)
+    workers.run(commit_files, early)
     commit_files(late)

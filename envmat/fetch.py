@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import logging
 import netrc
 import os
 import threading
@@ -19,8 +18,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import EnvmatError
+from .logs import Logger, setup
 
-log = logging.getLogger(__name__)
+log = Logger(__name__)
 
 _ATTEMPTS = 4  # whole-download attempts for a body that breaks off; urllib3 retries connects itself
 
@@ -39,6 +39,7 @@ class Fetcher:
     """One connection pool per process, shared by the download threads."""
 
     def __init__(self, *, timeout: float = 30.0, retries: int = 3) -> None:
+        setup()  # urllib3 logs through logging itself: configure it first
         import urllib3
 
         self._urllib3 = urllib3

@@ -9,14 +9,11 @@ can stop the process (``ENVMAT_FAULT_KILL_AFTER=k``) or fail an operation
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import shutil
 import threading
 import time
 from typing import Literal
-
-log = logging.getLogger(__name__)
 
 LinkMode = Literal["auto", "hardlink", "reflink", "copy", "symlink"]
 LINK_MODES: tuple[LinkMode, ...] = ("auto", "hardlink", "reflink", "copy", "symlink")

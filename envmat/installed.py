@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import posixpath
 from collections.abc import Mapping
@@ -11,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from attrs import frozen
-from packaging.utils import canonicalize_name
 
+from .logs import Logger
 from .record import parse_record, record_hash_to_hex
 from .target import Target
 
-log = logging.getLogger(__name__)
+log = Logger(__name__)
 
 STATE_DIR = ".envmat"
 STATE_FILE = f"{STATE_DIR}/state.json"
@@ -101,6 +100,8 @@ def _read_dist(
     if nv is None:
         log.warning("ignoring %s: no Name and Version in METADATA", info)
         return None
+    from packaging.utils import canonicalize_name
+
     name = canonicalize_name(nv[0])
     files: list[InstalledFile] = []
     outside: list[str] = []

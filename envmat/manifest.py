@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import posixpath
 from collections.abc import Callable, Iterable, Mapping
 
@@ -19,8 +18,6 @@ from .errors import EnvmatError
 from .record import format_record, hex_to_record_hash
 from .scripts import launcher, rewrite_shebang
 from .target import Target
-
-log = logging.getLogger(__name__)
 
 INSTALLER = b"envmat\n"
 

@@ -13,7 +13,6 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
 
 from attrs import evolve, frozen
-from packaging.version import InvalidVersion, Version
 
 from .cache import cache_key
 from .installed import STATE_FILE, InstalledState
@@ -61,8 +60,10 @@ class FilePlan:
 
 
 def same_version(a: str | None, b: str | None) -> bool:
-    if a is None or b is None:
+    if a is None or b is None or a == b:
         return a == b
+    from packaging.version import InvalidVersion, Version
+
     try:
         return Version(a) == Version(b)
     except InvalidVersion:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -233,6 +232,8 @@ def query_target(python: Path, cache_dir: Path | None) -> Target:
             return Target.from_json(json.loads(cached.read_bytes()))
         except (OSError, ValueError, KeyError, TypeError):
             pass
+    import subprocess
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     proc = subprocess.run(
         [str(python), "-I", "-S", "-c", _QUERY],

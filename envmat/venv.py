@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -21,6 +20,8 @@ def venv_python(venv: Path) -> Path:
 
 def _probe(python: str) -> tuple[str, tuple[int, ...]] | None:
     """(real executable, version) when ``python`` runs; None for shims of missing versions."""
+    import subprocess
+
     try:
         proc = subprocess.run(
             [
@@ -213,6 +214,8 @@ def check_python_matches(venv: Path, spec: str | None, requested: Path | None) -
 
 def _run_venv_module(venv: Path, python: Path) -> None:
     """``python -m venv --without-pip``; a failed creation leaves nothing behind."""
+    import subprocess
+
     existed = venv.exists()
     # -I -S: the venv module needs no site-packages, and skipping site halves the time on
     # interpreters whose site runs .pth files (pyenv's: 0.10 s -> 0.05 s)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -10,8 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import EnvmatError, LockTimeoutError
-
-log = logging.getLogger(__name__)
 
 
 def lock_path(venv: Path) -> Path:

@@ -89,6 +89,31 @@ def test_link_modes(demo_lock: Path, tmp_path: Path, cache_dir: Path, mode: str)
     assert (venv / "bin/hello-tool").stat().st_nlink == 1 and not (venv / "bin/hello-tool").is_symlink()
 
 
+@pytest.mark.parametrize("mode", ["hardlink", "copy", "auto"])
+@pytest.mark.parametrize("jobs", ["1", "4"])
+def test_many_files_in_every_mode_and_worker_count(make_wheel: MakeWheel, tmp_path: Path, cache_dir: Path, mode: str, jobs: str) -> None:
+    """Enough files for several worker batches (64 each), in nested new directories, with
+    launchers and dist-info files staged beside them; then an upgrade replaces them all."""
+    files = {f"many/d{i % 7}/sub{i % 3}/m{i}.py": f"N = {i}\n" for i in range(300)}
+    v1 = make_wheel("many", "1.0", files=files, entry_points={"console_scripts": {"many": "many:main"}})
+    lock = lock_for(tmp_path / "pylock.toml", [v1])
+    venv = tmp_path / "venv"
+    run_ok("sync", lock, "--venv", venv, "--link-mode", mode, "--jobs", jobs)
+    sp = site_packages(venv)
+    assert {str(p.relative_to(sp)) for p in sp.glob("many/*/*/*.py")} == set(files)
+    assert all((sp / p).read_text() == text for p, text in files.items())
+    if mode == "copy":
+        assert all((sp / p).stat().st_nlink == 1 for p in files)
+    record = parse_record((sp / "many-1.0.dist-info/RECORD").read_text())
+    on_disk = {str(p.relative_to(sp)) for p in sp.rglob("*") if p.is_file() and "many" in str(p.relative_to(sp))}
+    on_disk.add("../../../bin/many")
+    assert {e.path for e in record} == on_disk and len(record) == 300 + 7  # + launcher, 6 dist-info files
+    v2 = make_wheel("many", "2.0", files={p: t.replace("N", "M") for p, t in files.items()})
+    run_ok("sync", lock_for(tmp_path / "pylock.toml", [v2]), "--venv", venv, "--link-mode", mode, "--jobs", jobs)
+    assert all((sp / p).read_text() == text.replace("N", "M") for p, text in files.items())
+    assert not (venv / "bin/many").exists() and not (sp / "many-1.0.dist-info").exists()
+
+
 def test_hardlink_across_filesystems_falls_back_to_copy(demo_lock: Path, tmp_path: Path) -> None:
     shm = Path("/dev/shm")
     if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:

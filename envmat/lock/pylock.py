@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from collections.abc import Mapping
@@ -25,8 +24,6 @@ from packaging.tags import Tag
 from ..errors import EnvmatError
 from ..target import Target
 from .model import FileRef, LockedDist, Selection
-
-log = logging.getLogger(__name__)
 
 Artifact = Union[PackageVcs, PackageDirectory, PackageArchive, PackageWheel, PackageSdist]
 
