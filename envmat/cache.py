@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -82,6 +83,7 @@ class Cache:
         self.jobs = jobs
         self.timeout = timeout
         self._fetcher: object | None = None
+        self._unpack_slots = threading.BoundedSemaphore(max(1, min(jobs, os.cpu_count() or 1)))
 
     def forget(self) -> None:
         """Drop what this sync remembered of the cache (an entry was removed under it)."""
@@ -202,6 +204,8 @@ class Cache:
             errors: list[EnvmatError] = []
             from concurrent.futures import ThreadPoolExecutor
 
+            # the biggest first: the last download to finish should be a small one
+            todo.sort(key=lambda t: -(t[1].wheel.size or 0) if t[1].wheel else 0)
             with ThreadPoolExecutor(max_workers=max(1, min(self.jobs, len(todo)))) as pool:
                 futures = [(i, pool.submit(self._fill, d)) for i, d in todo]
                 for i, fut in futures:
@@ -249,7 +253,9 @@ class Cache:
             raise EnvmatError(
                 f"{dist.name} has neither a path nor a url in the lock", context=[dist.key_path]
             )
-        index = self._unpack(source, key, ref.filename)
+        # unpacking is CPU work: more at once than there are cores only trades places on the GIL
+        with self._unpack_slots:
+            index = self._unpack(source, key, ref.filename)
         return CachedWheel(
             dist=dist, index=index, root=self.unpacked_dir(key), downloaded=downloaded
         )
