@@ -76,6 +76,8 @@ class _Engine:
         self.timeout = timeout
         self.notify = notify or (lambda msg: log.info("%s", msg))
         self.warnings: list[str] = []
+        #: fsync the journal (an existing venv); a venv made by this run has its marker instead
+        self.durable = True
 
     def open(self, python: str | None) -> tuple[bool, Target, str | None]:
         """(must create, target, recovery message) for the venv, creating nothing yet.
@@ -128,25 +130,33 @@ class _Engine:
 
     @contextlib.contextmanager
     def undo_creation(self, created: bool) -> Iterator[None]:
-        """A venv this run made goes again if its first sync fails: it did not exist before."""
+        """A venv this run made goes again if its first sync fails: it did not exist before.
+
+        Its creation marker (``create``) stands until the first sync is done, so a venv whose
+        first sync was killed is removed by the next run rather than rolled back to empty.
+        """
         try:
             yield
         except BaseException:
             if created:
                 shutil.rmtree(self.venv, ignore_errors=True)
+                creating_marker(self.venv).unlink(missing_ok=True)
             raise
+        if created:
+            creating_marker(self.venv).unlink(missing_ok=True)
 
     def create(self, base: Target, dists: Sequence[LockedDist]) -> Target:
         """Fetch and verify every file, then make the venv; its target without asking again.
 
-        A marker beside the venv stands while it is being made, so that a venv half-made by a
-        killed process is recognised and made again by the next run (``open``).
+        A marker beside the venv stands while it is being made and first synced (until
+        ``undo_creation`` ends), so that a venv half-made by a killed process is recognised and
+        made again by the next run (``open``). The first sync's journal therefore need not be
+        durable: nothing it could restore existed before.
         """
         self._cache().prepare(dists)
-        marker = creating_marker(self.venv)
-        marker.touch()
+        creating_marker(self.venv).touch()
         create_venv(self.venv, self.interpreter, self.cache_dir)
-        marker.unlink()
+        self.durable = False
         return base.for_new_venv(self.venv) or self.target()
 
     def target(self, interpreter: Path | None = None) -> Target:
@@ -257,6 +267,7 @@ class _Engine:
                 jobs=self.jobs,
                 progress=self.progress,
                 stop=self.stop_dirs(target),
+                durable=self.durable,
             )
             stats.update(written=result.written, removed=result.removed, link_mode=result.link_mode)
             self.warnings += result.fallbacks

@@ -142,6 +142,7 @@ def apply(
     jobs: int = 8,
     stop: set[str] | None = None,
     progress: Progress | None = None,
+    durable: bool = True,
 ) -> ApplyResult:
     """Apply ``plan``; on any error or interrupt before the commit point, restore the venv."""
     progress = progress or NoProgress()
@@ -168,11 +169,11 @@ def apply(
     linker = Linker(link_mode)
     workers = _Workers(jobs)
     try:
-        jr.write_journal(prefix, journal)
+        jr.write_journal(prefix, journal, durable)
         progress.install_started(len(writes) + len(removes))
         _apply(prefix, journal, writes, linker, workers, progress)
         workers.stop()
-        jr.commit(prefix)
+        jr.commit(prefix, durable)
     except BaseException as e:
         # workers still placing files (Ctrl-C interrupts only the main thread's wait) must be
         # done before anything is undone, or they would re-add what the rollback removes
@@ -195,7 +196,7 @@ def apply(
                 hint="run the same envmat sync again to make the change",
             ) from None
         raise
-    jr.finish(prefix, journal, stop)
+    jr.finish(prefix, journal, stop, durable)
     return ApplyResult(
         written=len(writes),
         removed=len(removes),

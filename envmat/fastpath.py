@@ -89,6 +89,10 @@ def try_noop(lock: str, venv: str, options: Mapping[str, Any]) -> int | None:
             return None
         if any(os.path.lexists(os.path.join(venv, j)) for j in JOURNALS):
             return None
+        if os.path.lexists(
+            os.path.join(os.path.dirname(venv), f".{os.path.basename(venv)}.envmat-creating")
+        ):
+            return None  # its first sync never finished: the full path removes and remakes it
         return len(state.get("dists", {}))
     finally:
         os.close(fd)

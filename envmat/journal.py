@@ -66,7 +66,8 @@ def stash_name(txid: str, index: int) -> str:
     return f"{stash_dir(txid)}/{index}"
 
 
-def write_journal(prefix: Path, journal: Journal) -> None:
+def write_journal(prefix: Path, journal: Journal, durable: bool = True) -> None:
+    """Write the journal; ``durable``: fsynced, so that it survives a power loss as well."""
     state = prefix / STATE_DIR
     state.mkdir(exist_ok=True)
     tmp = state / f"journal.json.tmp-{journal.txid}"
@@ -74,17 +75,20 @@ def write_journal(prefix: Path, journal: Journal) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, prefix / JOURNAL)
-    fsync_dir(str(state))
+    if durable:
+        fsync_dir(str(state))
 
 
-def commit(prefix: Path) -> None:
+def commit(prefix: Path, durable: bool = True) -> None:
     op()
     os.replace(prefix / JOURNAL, prefix / COMMITTED)
-    fsync_dir(str(prefix / STATE_DIR))
+    if durable:
+        fsync_dir(str(prefix / STATE_DIR))
 
 
 def read_pending(prefix: Path) -> tuple[Literal["commit", "rollback"], Journal] | None:
@@ -116,7 +120,7 @@ def prune_dirs(prefix: Path, paths: list[str], stop: set[str]) -> None:
             os.rmdir(prefix / d)
 
 
-def finish(prefix: Path, journal: Journal, stop: set[str]) -> None:
+def finish(prefix: Path, journal: Journal, stop: set[str], durable: bool = True) -> None:
     """After the commit point: drop the stash and the directories the change emptied."""
     op(cleanup=True)
     shutil.rmtree(prefix / stash_dir(journal.txid), ignore_errors=True)
@@ -125,7 +129,8 @@ def finish(prefix: Path, journal: Journal, stop: set[str]) -> None:
     prune_dirs(prefix, list(journal.removes), stop)
     op(cleanup=True)
     _unlink(prefix / COMMITTED)
-    fsync_dir(str(prefix / STATE_DIR))
+    if durable:
+        fsync_dir(str(prefix / STATE_DIR))
 
 
 def rollback(prefix: Path, journal: Journal) -> None:

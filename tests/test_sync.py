@@ -8,6 +8,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from envmat.record import parse_record, record_hash_of
 from tests.conftest import run_envmat, tree_snapshot
 from tests.wheelmaker import package_entry, wheel_entry, write_pylock
@@ -197,6 +199,25 @@ def test_a_half_made_venv_is_made_again(make_wheel: MakeWheel, tmp_path: Path) -
     assert not (tmp_path / ".venv.envmat-creating").exists()
     out = subprocess.run([venv / "bin/hello-tool"], capture_output=True, text=True, check=True).stdout
     assert out.startswith("hello")
+
+
+@pytest.mark.parametrize("kill_after", [1, 4, 12, 30])
+def test_a_killed_first_sync_is_made_again(make_wheel: MakeWheel, tmp_path: Path, kill_after: int) -> None:
+    """The first sync into a venv it made writes no durable journal: its creation marker stands
+    until that sync is done, so a kill anywhere in it makes the next run start the venv over."""
+    lock = lock_for(tmp_path / "pylock.toml", make_demo(make_wheel))
+    venv = tmp_path / "venv"
+    proc = run_envmat("sync", lock, "--venv", venv, env={"ENVMAT_FAULT_KILL_AFTER": str(kill_after)})
+    assert proc.returncode == 137, proc.stderr
+    assert (tmp_path / ".venv.envmat-creating").exists() and (venv / "bin/python").exists()
+    # never taken for a finished venv, not even by the no-op fast path
+    proc = run_ok("sync", lock, "--venv", venv)
+    assert "half-made venv" in proc.stderr and "+ hello-tool==1.0" in proc.stderr
+    assert not (tmp_path / ".venv.envmat-creating").exists()
+    got = tree_snapshot(venv)
+    shutil.rmtree(venv)  # the reference: a clean first sync at the very same path
+    run_ok("sync", lock, "--venv", venv)
+    assert got == tree_snapshot(venv)
 
 
 def test_python_given_as_a_path_again_on_the_same_venv(make_wheel: MakeWheel, tmp_path: Path, python_factory) -> None:  # type: ignore[no-untyped-def]
