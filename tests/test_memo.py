@@ -4,7 +4,9 @@ again, and a remembered answer never outlives the lock bytes, the target or the 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -107,3 +109,21 @@ def test_selections_that_cannot_be_stored_are_recomputed(make_wheel: MakeWheel, 
         run_ok("sync", lock, "--venv", tmp_path / name)
         assert installed(tmp_path / name) == {"new_py"}
     assert (cache_dir / "selections-v1").read_text() == "in the way"
+
+
+def test_a_warm_fresh_sync_imports_nothing_heavy(make_wheel: MakeWheel, tmp_path: Path, cache_dir: Path) -> None:
+    """With the wheels unpacked and the selection remembered, a new venv is made without the
+    TOML parser, packaging, logging, thread pools or the HTTP client (their imports cost more
+    than the install itself on a small lock)."""
+    lock = split_lock(tmp_path, make_wheel)
+    run_ok("sync", lock, "--venv", tmp_path / "first")
+    code = (
+        "import sys, envmat.cli\n"
+        f"rc = envmat.cli.main(['sync', {str(lock)!r}, '--venv', {str(tmp_path / 'second')!r}, '-q', '--offline'])\n"
+        "heavy = ('tomllib', 'tomli', 'logging', 'concurrent.futures', 'urllib3', 'filelock', 'subprocess')\n"
+        "found = [m for m in sys.modules if m in heavy or m.startswith('packaging.')]\n"  # bare `packaging` is its version string
+        "print(rc, sorted(found))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "ENVMAT_CACHE_DIR": str(cache_dir)})
+    assert proc.stdout.split(maxsplit=1) == ["0", "[]\n"], proc.stderr
+    assert installed(tmp_path / "second") == {"new_py"}
