@@ -35,9 +35,10 @@ class _Faults:
         if spec:
             name, _, k = spec.partition(":")
             self.errno_after = (getattr(errno, name), int(k or 1))
-        #: read once per change: a plain attribute, not a property
-        self.active = self.kill_after is not None or self.errno_after is not None or self.delay > 0
 
+    @property
+    def active(self) -> bool:
+        return self.kill_after is not None or self.errno_after is not None or self.delay > 0
 
 
 _faults = _Faults()
