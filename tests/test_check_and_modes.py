@@ -163,10 +163,15 @@ def test_cache_commands(demo_lock: Path, tmp_path: Path, cache_dir: Path) -> Non
     old = 1_000_000_000
     for index in (cache_dir / "unpacked-v1").glob("*/index.json"):
         os.utime(index, (old, old))
-    assert "removed 3 cache entries" in run_ok("cache", "prune", "--older-than", "1").stdout
+    (selection,) = (cache_dir / "selections-v1").iterdir()  # the lock's remembered selection
+    os.utime(selection, (old, old))
+    assert "removed 4 cache entries" in run_ok("cache", "prune", "--older-than", "1").stdout
+    assert not selection.exists()
     run_ok("sync", demo_lock, "--venv", tmp_path / "venv2")
+    assert selection.exists()
     run_ok("cache", "clean")
     assert json.loads(run_ok("cache", "info", "--json").stdout)["unpacked wheels"] == 0
+    assert not any((cache_dir / "selections-v1").iterdir())
     # the venvs made from it still work (hardlinks keep their bytes)
     out = subprocess.run([tmp_path / "venv2/bin/hello-tool"], capture_output=True, text=True, check=True).stdout
     assert out.startswith("hello")
