@@ -11,12 +11,18 @@ from envmat.errors import EnvmatError
 from envmat.wheel import safe_relpath, unpack_wheel
 
 
-def test_unpack_lays_out_schemes_and_records_hashes(make_wheel: Callable[..., Path], tmp_path: Path) -> None:
+def test_unpack_lays_out_schemes_and_records_hashes(
+    make_wheel: Callable[..., Path], tmp_path: Path
+) -> None:
     whl = make_wheel(
         "demo",
         "1.0",
         files={"demo/__init__.py": "x = 1\n"},
-        data={"scripts": {"run": "#!python\nprint(1)\n"}, "data": {"share/demo/a.txt": "a"}, "headers": {"demo.h": "int x;"}},
+        data={
+            "scripts": {"run": "#!python\nprint(1)\n"},
+            "data": {"share/demo/a.txt": "a"},
+            "headers": {"demo.h": "int x;"},
+        },
         entry_points={"console_scripts": {"demo": "demo:main"}},
     )
     index = unpack_wheel(whl, tmp_path / "out")
@@ -31,21 +37,29 @@ def test_unpack_lays_out_schemes_and_records_hashes(make_wheel: Callable[..., Pa
 
 
 def test_platlib_root(make_wheel: Callable[..., Path], tmp_path: Path) -> None:
-    whl = make_wheel("plat", "1.0", files={"plat.py": ""}, root_is_purelib=False, tag="cp312-cp312-linux_x86_64")
+    whl = make_wheel(
+        "plat", "1.0", files={"plat.py": ""}, root_is_purelib=False, tag="cp312-cp312-linux_x86_64"
+    )
     index = unpack_wheel(whl, tmp_path / "out")
     assert {f.scheme for f in index.files} == {"platlib"}
 
 
 @pytest.mark.parametrize("evil", ["../evil.py", "/abs.py", "a/../../evil.py", "a\\b.py"])
-def test_unsafe_member_is_refused(make_wheel: Callable[..., Path], tmp_path: Path, evil: str) -> None:
+def test_unsafe_member_is_refused(
+    make_wheel: Callable[..., Path], tmp_path: Path, evil: str
+) -> None:
     whl = make_wheel("bad", "1.0", files={"bad.py": ""}, extra_entries={evil: "x"})
     with pytest.raises(EnvmatError, match="unsafe path"):
         unpack_wheel(whl, tmp_path / "out")
     assert not (tmp_path / "evil.py").exists() and not Path("/abs.py").exists()
 
 
-def test_file_missing_from_record_is_refused(make_wheel: Callable[..., Path], tmp_path: Path) -> None:
-    whl = make_wheel("bad", "1.0", files={"bad.py": "", "sneaky.py": ""}, omit_from_record=["sneaky.py"])
+def test_file_missing_from_record_is_refused(
+    make_wheel: Callable[..., Path], tmp_path: Path
+) -> None:
+    whl = make_wheel(
+        "bad", "1.0", files={"bad.py": "", "sneaky.py": ""}, omit_from_record=["sneaky.py"]
+    )
     with pytest.raises(EnvmatError, match="do not match its RECORD") as ei:
         unpack_wheel(whl, tmp_path / "out")
     assert any("sneaky.py" in d for d in ei.value.details)
@@ -66,7 +80,12 @@ def test_broken_record_syntax(make_wheel: Callable[..., Path], tmp_path: Path) -
 
 
 def test_unsafe_record_path(make_wheel: Callable[..., Path], tmp_path: Path) -> None:
-    whl = make_wheel("bad", "1.0", files={"bad.py": ""}, record="../../etc/x,sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU,0\n")
+    whl = make_wheel(
+        "bad",
+        "1.0",
+        files={"bad.py": ""},
+        record="../../etc/x,sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU,0\n",
+    )
     with pytest.raises(EnvmatError, match="unsafe path"):
         unpack_wheel(whl, tmp_path / "out")
 
@@ -80,7 +99,14 @@ def test_not_a_zip(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("path", "expected"),
-    [("a/b.py", "a/b.py"), ("./a//b.py", "a/b.py"), ("../a", None), ("/a", None), ("C:/a", None), ("", None)],
+    [
+        ("a/b.py", "a/b.py"),
+        ("./a//b.py", "a/b.py"),
+        ("../a", None),
+        ("/a", None),
+        ("C:/a", None),
+        ("", None),
+    ],
 )
 def test_safe_relpath(path: str, expected: str | None) -> None:
     assert safe_relpath(path) == expected
