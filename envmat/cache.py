@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from attrs import evolve, frozen
+from attrs import frozen
 
 from .errors import EnvmatError
 from .fetch import check_file, hash_local, redact
@@ -297,9 +297,7 @@ class Cache:
             return existing
         work = self._work_dir("unpacked-v1")
         try:
-            index = unpack_wheel(wheel, work, filename)
-            stamps = tuple(os.stat(work / f.scheme / f.path).st_mtime_ns for f in index.files)
-            index = evolve(index, stamps=stamps)
+            index = unpack_wheel(wheel, work, filename)  # with each file's mtime (stamps)
             (work / "index.json").write_text(json.dumps(index.to_json(), separators=(",", ":")))
             try:
                 os.rename(work, final)
