@@ -153,7 +153,23 @@ class _Engine:
         made again by the next run (``open``). The first sync's journal therefore need not be
         durable: nothing it could restore existed before.
         """
-        self._cache().prepare(dists)
+        from .venv import make_template, template_ready
+
+        # a cold cache has no template venv for this interpreter yet: its venv module runs
+        # (a subprocess) while the wheels download
+        maker = None
+        if not template_ready(self.interpreter, self.cache_dir):
+            import threading
+
+            maker = threading.Thread(
+                target=make_template, args=(self.interpreter, self.cache_dir), daemon=True
+            )
+            maker.start()
+        try:
+            self._cache().prepare(dists)
+        finally:
+            if maker is not None:
+                maker.join()
         creating_marker(self.venv).touch()
         create_venv(self.venv, self.interpreter, self.cache_dir)
         self.durable = False
@@ -393,6 +409,11 @@ def sync(
     )
     reader = LockReader(lock_path, eng.cache_dir)
     reader.check()  # a bad lock fails before anything is touched
+    if not (reader.remembered or offline or dry_run):
+        from .fetch import start_tls_setup
+
+        # a lock not seen before probably means downloads: load the CA bundle meanwhile
+        start_tls_setup()
     from .fastpath import fingerprint, noop_options
 
     options = noop_options(

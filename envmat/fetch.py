@@ -35,6 +35,56 @@ def redact(url: str) -> str:
     return url
 
 
+_tls: dict[str, Any] = {}
+_tls_lock = threading.Lock()
+
+
+def start_tls_setup() -> None:
+    """Start building the TLS context in a thread, to overlap other work before downloads.
+
+    Loading a CA bundle takes OpenSSL 3 about 0.1 s (and importing urllib3 more): a sync that
+    will download starts it first thing, so it is ready when the first download is.
+    """
+    with _tls_lock:
+        if "thread" not in _tls:
+            _tls["thread"] = threading.Thread(target=_build_tls, daemon=True)
+            _tls["thread"].start()
+
+
+def _build_tls() -> None:
+    try:
+        import urllib3  # noqa: F401  (imported here, in the same thread, for the same reason)
+        from urllib3.util.ssl_ import create_urllib3_context
+
+        ca = (
+            os.environ.get("REQUESTS_CA_BUNDLE")
+            or os.environ.get("CURL_CA_BUNDLE")
+            or os.environ.get("SSL_CERT_FILE")
+        )
+        context = create_urllib3_context()
+        if ca:
+            context.load_verify_locations(cafile=ca)
+        else:
+            context.load_default_certs()
+        _tls["context"] = context
+    except Exception as e:  # raised to the downloader that needs the context (tls_context)
+        _tls["error"] = e
+
+
+def tls_context() -> Any:
+    """One TLS context for every connection: urllib3 would otherwise make one per connection
+    and load the whole CA bundle into each."""
+    start_tls_setup()
+    _tls["thread"].join()
+    if "error" in _tls:
+        e = _tls["error"]
+        raise EnvmatError(
+            f"cannot set up TLS: {e}",
+            hint="check SSL_CERT_FILE / REQUESTS_CA_BUNDLE: they must name a readable PEM bundle",
+        )
+    return _tls["context"]
+
+
 class Fetcher:
     """One connection pool per process, shared by the download threads."""
 
@@ -57,17 +107,9 @@ class Fetcher:
             raise_on_redirect=True,
         )
         self._retry = retry
-        ca = (
-            os.environ.get("REQUESTS_CA_BUNDLE")
-            or os.environ.get("CURL_CA_BUNDLE")
-            or os.environ.get("SSL_CERT_FILE")
-        )
-        pool_kw: dict[str, Any] = {"retries": retry, "maxsize": 16, "block": False}
-        if ca:
-            pool_kw["ca_certs"] = ca
-        self._pool_kw = pool_kw
+        self._pool_kw: dict[str, Any] = {"retries": retry, "maxsize": 16, "block": False}
         self._lock = threading.Lock()
-        self._managers: dict[str, Any] = {}
+        self._managers: dict[tuple[str, bool], Any] = {}
         self._netrc: netrc.netrc | bool | None = False
 
     def _manager_for(self, url: str) -> Any:
@@ -75,17 +117,17 @@ class Fetcher:
 
         urllib3 = self._urllib3
         host = urlsplit(url).hostname or ""
+        scheme = urlsplit(url).scheme
         proxies = urllib.request.getproxies()
-        proxy = None if urllib.request.proxy_bypass(host) else proxies.get(urlsplit(url).scheme)
-        key = proxy or ""
+        proxy = None if urllib.request.proxy_bypass(host) else proxies.get(scheme)
+        key = (proxy or "", scheme == "https")
+        kw = dict(self._pool_kw)
+        if scheme == "https":
+            kw["ssl_context"] = tls_context()  # outside the lock: it may still be loading
         with self._lock:
             mgr = self._managers.get(key)
             if mgr is None:
-                mgr = (
-                    urllib3.ProxyManager(proxy, **self._pool_kw)
-                    if proxy
-                    else urllib3.PoolManager(**self._pool_kw)
-                )
+                mgr = urllib3.ProxyManager(proxy, **kw) if proxy else urllib3.PoolManager(**kw)
                 self._managers[key] = mgr
             return mgr
 

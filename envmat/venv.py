@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -269,6 +270,17 @@ def _template(python: Path, cache_dir: Path) -> tuple[Path, str] | None:
         shutil.rmtree(work, ignore_errors=True)
         return None
     return (template, (home / "complete").read_text()) if (home / "complete").exists() else None
+
+
+def template_ready(python: Path, cache_dir: Path) -> bool:
+    return (cache_dir / "venv-templates" / _template_key(python) / "complete").exists()
+
+
+def make_template(python: Path, cache_dir: Path) -> None:
+    """Make ``python``'s template now (e.g. in a thread while wheels download); any failure
+    is left for ``create_venv`` to meet and report."""
+    with contextlib.suppress(OSError, EnvmatError):
+        _template(python, cache_dir)
 
 
 def _clone(template: Path, built_at: str, venv: Path) -> None:

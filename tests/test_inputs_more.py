@@ -182,5 +182,9 @@ def test_tls_is_verified_and_a_custom_ca_bundle_is_honoured(make_wheel: MakeWhee
         # the usual environment variable names the CA bundle that vouches for it
         proc = run_envmat("sync", lock, "--venv", tmp_path / "v1", env={**clean, "SSL_CERT_FILE": str(cert)})
         assert proc.returncode == 0, proc.stderr
+        # a trusted certificate for another name is still refused: host names are checked
+        other = write_pylock(tmp_path / "lock2" / "pylock.toml", [package_entry("hello-tool", "1.0", [wheel_entry(whl, url=url.replace("127.0.0.1", "localhost"))])])
+        err = assert_user_error(run_envmat("sync", other, "--venv", tmp_path / "v2", "--timeout", "5", env={**clean, "SSL_CERT_FILE": str(cert), "ENVMAT_CACHE_DIR": str(tmp_path / "c2")}), "download of")
+        assert "hostname" in err.lower() or "doesn't match" in err or "not valid for" in err, err
     finally:
         server.shutdown()

@@ -75,6 +75,17 @@ class LockReader:
             self._data = parse_toml(self.path, self.raw)
         return self._data
 
+    @property
+    def remembered(self) -> bool:
+        """These exact lock bytes were selected from before (with this cache)."""
+        from . import memo
+
+        return (
+            self._memo_ok()
+            and self._cache_dir is not None
+            and memo.known(self._cache_dir, self._digest)
+        )
+
     def _memo_ok(self) -> bool:
         return self._cache_dir is not None and not is_uv_lock(self.path)
 
