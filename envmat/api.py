@@ -78,6 +78,8 @@ class _Engine:
         self.warnings: list[str] = []
         #: fsync the journal (an existing venv); a venv made by this run has its marker instead
         self.durable = True
+        #: what the last transaction wrote (replay.py records a first sync's)
+        self.last_writes: Sequence[Any] = ()
 
     def open(self, python: str | None) -> tuple[bool, Target, str | None]:
         """(must create, target, recovery message) for the venv, creating nothing yet.
@@ -174,6 +176,33 @@ class _Engine:
         create_venv(self.venv, self.interpreter, self.cache_dir)
         self.durable = False
         return base.for_new_venv(self.venv) or self.target()
+
+    def remember_for_replay(
+        self,
+        lock: str,
+        python: str | None,
+        options: Mapping[str, Any],
+        link_mode: str,
+        report: SyncReport,
+    ) -> None:
+        """Record this first sync for later venvs from the same lock (replay.py)."""
+        import attrs
+
+        from . import replay
+        from .report import change_lines, summary_line
+
+        path = replay.recipe_path(str(self.cache_dir), lock, python, options, link_mode)
+        if path is None or not self.last_writes:
+            return
+        summary = summary_line(attrs.evolve(report, elapsed=-1.0, downloaded_bytes=0))
+        replay.record(
+            path,
+            venv=str(self.venv),
+            python=str(self.interpreter),
+            writes=[(tf.path, tf.link, tf.data, tf.executable) for tf in self.last_writes],
+            lines=[f"warning: {w}" for w in report.warnings] + change_lines(report.changes),
+            summary=summary.replace("-1.00s", "@ELAPSED@").replace(str(self.venv), "@VENV@"),
+        )
 
     def target(self, interpreter: Path | None = None) -> Target:
         return query_target(interpreter or venv_python(self.venv), self.cache_dir)
@@ -275,6 +304,7 @@ class _Engine:
             {"fingerprint": fingerprint, "site_dirs": site_dirs},
             untrusted=untrusted,
         )
+        self.last_writes = fplan.writes
         if not fplan.empty:
             result = apply(
                 self.venv,
@@ -456,7 +486,7 @@ def sync(
                     reinstall=reinstall,
                     compile_bytecode=compile_bytecode,
                 )
-    return eng.report(
+    report = eng.report(
         str(lock_path),
         target,
         changes,
@@ -466,6 +496,17 @@ def sync(
         recovered=recovered,
         dry_run=dry_run,
     )
+    replayable = (
+        create
+        and not (dry_run or compile_bytecode or reinstall_modified)
+        and stats.get("link_mode") == "hardlink"
+        and link_mode in ("auto", "hardlink")
+        and (python is None or os.sep in python)
+        and lock_path.name != "uv.lock"  # its selection also reads pyproject.toml
+    )
+    if replayable:
+        eng.remember_for_replay(str(lock_path), python, options, link_mode, report)
+    return report
 
 
 def _wheel_dist(path: Path) -> LockedDist:

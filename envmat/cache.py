@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import shutil
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from attrs import frozen
 
+from .cachedir import default_cache_dir as default_cache_dir
 from .errors import EnvmatError
 from .fetch import check_file, hash_local, redact
 from .lock.model import FileRef, LockedDist
@@ -35,16 +35,6 @@ from .wheel import WheelIndex, unpack_wheel
 log = Logger(__name__)
 
 _SUPPORTED = ("sha256", "sha512", "sha384", "sha3_256", "blake2b", "sha224")
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("ENVMAT_CACHE_DIR")
-    if env:
-        return Path(env)
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "envmat"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "envmat"
 
 
 def cache_key(ref: FileRef) -> str:

@@ -158,14 +158,18 @@ _SELECTING = {
 }
 
 
-def parse_sync_argv(argv: list[str]) -> tuple[str, str, dict[str, Any], bool] | None:
-    """(lock, venv, options, quiet) for a plain ``sync``; None for anything argparse must see."""
+def parse_sync_argv(
+    argv: list[str],
+) -> tuple[str, str, dict[str, Any], bool, dict[str, str]] | None:
+    """(lock, venv, options, quiet, the other options' values) for a plain ``sync``; None for
+    anything argparse must see."""
     if not argv or argv[0] != "sync":
         return None
     lock = None
     venv = ".venv"
     quiet = False
     opts: dict[str, Any] = {"extras": [], "groups": [], "only_groups": []}
+    given: dict[str, str] = {}
     args = argv[1:]
     i = 0
     while i < len(args):
@@ -175,8 +179,10 @@ def parse_sync_argv(argv: list[str]) -> tuple[str, str, dict[str, Any], bool] | 
             if lock is not None:
                 return None
             lock = arg
-        elif name in _NEUTRAL or name in _SELECTING:
-            takes = _NEUTRAL[name] if name in _NEUTRAL else _SELECTING[name][1]
+        elif name in _NEUTRAL or name in _SELECTING or name == "--python":
+            takes = name == "--python" or (
+                _NEUTRAL[name] if name in _NEUTRAL else _SELECTING[name][1]
+            )
             if takes and not eq:
                 if i + 1 >= len(args):
                     return None
@@ -184,6 +190,8 @@ def parse_sync_argv(argv: list[str]) -> tuple[str, str, dict[str, Any], bool] | 
                 value = args[i]
             elif eq and not takes:
                 return None
+            if takes:
+                given[name] = value
             if name == "--venv":
                 venv = value
             elif name in ("-q", "--quiet"):
@@ -195,19 +203,26 @@ def parse_sync_argv(argv: list[str]) -> tuple[str, str, dict[str, Any], bool] | 
                 else:
                     opts[key] = True
         else:
-            return None  # --python, --json, --dry-run, -h, ...: the full path
+            return None  # --json, --dry-run, -h, ...: the full path
         i += 1
     if lock is None:
         return None
-    return lock, venv, noop_options(**opts), quiet
+    return lock, venv, noop_options(**opts), quiet, given
 
 
 def main_fast(argv: list[str], start: float) -> int | None:
-    """Exit status when ``argv`` is a sync the venv already matches; None to go the full way."""
+    """Exit status when ``argv`` is a sync the venv already matches, or a new venv that
+    replays a remembered sync (replay.py); None to go the full way."""
     parsed = parse_sync_argv(argv)
     if parsed is None:
         return None
-    lock, venv, options, quiet = parsed
+    lock, venv, options, quiet, given = parsed
+    if not os.path.lexists(venv):
+        from .replay import main_replay
+
+        return main_replay(lock, venv, options, quiet, given, start)
+    if "--python" in given:
+        return None  # the full path checks that the venv has that interpreter
     kept = try_noop(lock, venv, options)
     if kept is None:
         return None

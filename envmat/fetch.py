@@ -47,7 +47,9 @@ def start_tls_setup() -> None:
     """
     with _tls_lock:
         if "thread" not in _tls:
-            _tls["thread"] = threading.Thread(target=_build_tls, daemon=True)
+            # not a daemon: the interpreter waits for it at exit (say, after a lock error)
+            # instead of killing it halfway through an import
+            _tls["thread"] = threading.Thread(target=_build_tls, daemon=False)
             _tls["thread"].start()
 
 
