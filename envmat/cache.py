@@ -370,7 +370,14 @@ def _in_progress(p: Path) -> bool:
 def clean_cache(root: Path) -> dict[str, int]:
     """Remove every entry; work directories of syncs running right now are left to them."""
     entries = freed = 0
-    for kind in ("archives-v1", "unpacked-v1", "selections-v1", "interpreters", "venv-templates"):
+    for kind in (
+        "archives-v1",
+        "unpacked-v1",
+        "selections-v1",
+        "replays-v1",
+        "interpreters",
+        "venv-templates",
+    ):
         d = root / kind
         if d.is_dir():
             for p in d.iterdir():
@@ -387,8 +394,14 @@ def prune_cache(root: Path, *, older_than_days: float) -> dict[str, int]:
 
     limit = time.time() - older_than_days * 86400
     entries = freed = 0
-    # remembered selections (lock/memo.py) go by when they were made: cheap to make again
-    for d in (root / "unpacked-v1", root / "archives-v1", root / "selections-v1"):
+    # remembered selections (lock/memo.py) and replay records (replay.py) go by when they were
+    # made: cheap to make again
+    for d in (
+        root / "unpacked-v1",
+        root / "archives-v1",
+        root / "selections-v1",
+        root / "replays-v1",
+    ):
         if not d.is_dir():
             continue
         for p in d.iterdir():

@@ -1,4 +1,5 @@
-"""Where the cache is: its own module, so that the stdlib-only fast paths can find it."""
+"""Where the cache is, and how small entries are written to it: its own module, so that the
+stdlib-only fast paths can use it."""
 
 from __future__ import annotations
 
@@ -15,3 +16,15 @@ def default_cache_dir() -> Path:
         return Path.home() / "Library" / "Caches" / "envmat"
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "envmat"
+
+
+def write_entry(path: Path, text: str) -> None:
+    """Write a small cache entry atomically (rename into place); failing is fine: the cache
+    is an optimisation, and a read-only cache directory must not fail a sync."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError:
+        pass

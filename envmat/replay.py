@@ -102,13 +102,13 @@ def record(
             "lines": list(lines),
             "summary": summary,
         }
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(doc, f)
-        os.replace(tmp, path)
     except OSError:
-        pass  # an optimisation: a cache that cannot be written just never replays
+        return  # a cache file gone already: nothing worth replaying
+    from pathlib import Path
+
+    from .cachedir import write_entry
+
+    write_entry(Path(path), json.dumps(doc))
 
 
 @contextlib.contextmanager

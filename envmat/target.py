@@ -16,6 +16,7 @@ from typing import Any
 
 from attrs import field, frozen
 
+from .cachedir import write_entry
 from .errors import EnvmatError
 
 # Bumped whenever the query's output changes shape, so old cache entries are ignored.
@@ -255,15 +256,5 @@ def query_target(python: Path, cache_dir: Path | None) -> Target:
             hint="envmat targets CPython 3.8 or newer; pass --python 3.8 or newer",
         )
     if cached is not None:
-        _write_cache(cached, json.dumps(data))
+        write_entry(cached, json.dumps(data))
     return Target.from_json(data)
-
-
-def _write_cache(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # the cache is an optimisation; a read-only cache dir must not fail a sync

@@ -89,10 +89,11 @@ def test_a_broken_entry_is_a_miss(make_wheel: MakeWheel, tmp_path: Path, cache_d
     assert json.loads(entry.read_text())["dists"][0]["name"] == "new-py"  # written again
 
 
-def test_options_are_part_of_the_key(make_wheel: MakeWheel, tmp_path: Path, cache_dir: Path) -> None:
+def extras_lock(tmp_path: Path, make_wheel: MakeWheel) -> Path:
+    """base-py always; opt-py only with ``--extra fast``."""
     base = make_wheel("base-py", "1.0", files={"base_py.py": ""})
     opt = make_wheel("opt-py", "1.0", files={"opt_py.py": ""})
-    lock = write_pylock(
+    return write_pylock(
         tmp_path / "pylock.toml",
         [
             package_entry("base-py", "1.0", [wheel_entry(base, base=tmp_path)]),
@@ -100,6 +101,10 @@ def test_options_are_part_of_the_key(make_wheel: MakeWheel, tmp_path: Path, cach
         ],
         extras=["fast"],
     )
+
+
+def test_options_are_part_of_the_key(make_wheel: MakeWheel, tmp_path: Path, cache_dir: Path) -> None:
+    lock = extras_lock(tmp_path, make_wheel)
     run_ok("sync", lock, "--venv", tmp_path / "plain")
     run_ok("sync", lock, "--venv", tmp_path / "fast", "--extra", "fast")
     run_ok("sync", lock, "--venv", tmp_path / "plain2")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_envmat, tree_snapshot
+from tests.test_memo import extras_lock
 from tests.test_sync import lock_for, make_demo, site_packages
 
 MakeWheel = Callable[..., Path]
@@ -71,18 +72,7 @@ def test_no_replay_from_an_edited_cache_file(demo: Path, tmp_path: Path, cache_d
 
 
 def test_other_options_or_link_modes_are_not_replayed(make_wheel: MakeWheel, tmp_path: Path, cache_dir: Path) -> None:
-    from tests.wheelmaker import package_entry, wheel_entry, write_pylock
-
-    base = make_wheel("base-py", "1.0", files={"base_py.py": ""})
-    opt = make_wheel("opt-py", "1.0", files={"opt_py.py": ""})
-    lock = write_pylock(
-        tmp_path / "pylock.toml",
-        [
-            package_entry("base-py", "1.0", [wheel_entry(base, base=tmp_path)]),
-            package_entry("opt-py", "1.0", [wheel_entry(opt, base=tmp_path)], marker="'fast' in extras"),
-        ],
-        extras=["fast"],
-    )
+    lock = extras_lock(tmp_path, make_wheel)
     assert sync_in_process("sync", lock, "--venv", tmp_path / "plain")[:2] == (0, True)
     assert sync_in_process("sync", lock, "--venv", tmp_path / "fast", "--extra", "fast")[:2] == (0, True)
     assert sync_in_process("sync", lock, "--venv", tmp_path / "fast2", "--extra", "fast")[:2] == (0, False)

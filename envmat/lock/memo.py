@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from ..cachedir import write_entry
 from ..target import Target
 from .model import FileRef, LockedDist, Selection
 
@@ -86,15 +87,8 @@ def remember(
     dists: list[LockedDist],
     warnings: list[str],
 ) -> None:
-    path = _path(cache_dir, digest, lock, target, selection)
     data = json.dumps({"dists": [_dist_json(d) for d in dists], "warnings": warnings})
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(data)
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    write_entry(_path(cache_dir, digest, lock, target, selection), data)
 
 
 def _dist_json(d: LockedDist) -> dict[str, Any]:
