@@ -178,7 +178,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .fastpath import main_fast
 
     # a sync the venv already matches is answered before argparse or anything heavy is imported
-    fast = main_fast(list(sys.argv[1:] if argv is None else argv), start)
+    try:
+        fast = main_fast(list(sys.argv[1:] if argv is None else argv), start)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
     if fast is not None:
         return fast
     parser = build_parser()

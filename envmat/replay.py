@@ -62,7 +62,8 @@ def recipe_path(
                 VERSION,
                 _code_stamp(),
                 os.path.dirname(os.path.abspath(lock)),
-                python,
+                # no --python: the interpreter running envmat makes the venv (venv.find_python)
+                python or sys.executable,
                 dict(options),
                 link_mode,
             ],
@@ -181,10 +182,12 @@ def try_replay(
             pass
         try:
             _make(venv, exe, cache_dir, doc, lock, options)
-        except Exception:
-            # whatever went wrong, the full path will meet it again and say what it is
+        except BaseException as e:
             shutil.rmtree(venv, ignore_errors=True)
             os.unlink(marker)
+            if not isinstance(e, Exception):
+                raise  # Ctrl-C: nothing is left behind, the CLI says so
+            # whatever went wrong, the full path will meet it again and say what it is
             return None
         os.unlink(marker)
     lines = list(doc["lines"])

@@ -95,3 +95,15 @@ def test_a_killed_replay_is_made_again(demo: Path, tmp_path: Path, cache_dir: Pa
     proc = run_envmat("sync", demo, "--venv", venv)
     assert proc.returncode == 0 and "half-made venv" in proc.stderr
     assert tree_snapshot(venv) == reference
+
+
+def test_the_interpreter_is_part_of_the_record(demo: Path, tmp_path: Path, cache_dir: Path, python_factory) -> None:  # type: ignore[no-untyped-def]
+    py39, py312 = python_factory("3.9"), python_factory("3.12")
+    assert sync_in_process("sync", demo, "--venv", tmp_path / "a", "--python", py39)[:2] == (0, True)
+    # another interpreter: never the other one's record
+    assert sync_in_process("sync", demo, "--venv", tmp_path / "b", "--python", py312)[:2] == (0, True)
+    assert sync_in_process("sync", demo, "--venv", tmp_path / "c", "--python", py312)[:2] == (0, False)
+    assert list((tmp_path / "c").glob("lib/python3.12/site-packages/hello_tool"))
+    # a version rather than a path may mean another interpreter tomorrow: never replayed
+    assert sync_in_process("sync", demo, "--venv", tmp_path / "d", "--python", "3.12")[:2] == (0, True)
+    assert sync_in_process("sync", demo, "--venv", tmp_path / "e", "--python", "3.12")[:2] == (0, True)
