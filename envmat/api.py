@@ -17,15 +17,18 @@ from .logs import Logger
 from .progress import Progress
 from .report import SyncReport
 from .target import Target, query_target
-from .venv import check_existing_venv, check_python_matches, create_venv, find_python, venv_python
+from .venv import (
+    check_existing_venv,
+    check_python_matches,
+    create_venv,
+    creating_marker,
+    find_python,
+    venv_python,
+)
 
 log = Logger(__name__)
 
 Notify = Callable[[str], None]
-
-
-def creating_marker(venv: Path) -> Path:
-    return venv.parent / f".{venv.name}.envmat-creating"
 
 
 def _default_jobs() -> int:

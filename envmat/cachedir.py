@@ -28,3 +28,23 @@ def write_entry(path: Path, text: str) -> None:
         os.replace(tmp, path)
     except OSError:
         pass
+
+
+_CODE = Path(__file__).resolve().parent
+
+
+def code_stamp() -> str:
+    """The identity of envmat's code and of the packaging it uses (each module's size and
+    mtime), so that an upgraded or edited envmat never reuses cache entries that other code
+    derived (remembered selections, replay records)."""
+    import packaging
+
+    from . import __version__
+
+    parts = [__version__, packaging.__version__]
+    for base in (_CODE, _CODE / "lock"):
+        for name in sorted(os.listdir(base)):
+            if name.endswith(".py"):
+                st = os.stat(base / name)
+                parts.append(f"{base.name}/{name}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)

@@ -25,25 +25,16 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from . import __version__
+from .cachedir import code_stamp
+from .venv import creating_marker
+from .venvlock import lock_path
 
 VERSION = 1
 DIR = "replays-v1"
 STATE = ".envmat/state.json"
-_CODE_DIR = os.path.dirname(os.path.abspath(__file__))
-
-
-def _code_stamp() -> str:
-    """envmat's own code, so that an edited or upgraded envmat never replays an old record."""
-    parts = [__version__]
-    for base in (_CODE_DIR, os.path.join(_CODE_DIR, "lock")):
-        for name in sorted(os.listdir(base)):
-            if name.endswith(".py"):
-                st = os.stat(os.path.join(base, name))
-                parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
-    return "|".join(parts)
 
 
 def recipe_path(
@@ -60,7 +51,7 @@ def recipe_path(
         json.dumps(
             [
                 VERSION,
-                _code_stamp(),
+                code_stamp(),
                 os.path.dirname(os.path.abspath(lock)),
                 # no --python: the interpreter running envmat makes the venv (venv.find_python)
                 python or sys.executable,
@@ -105,8 +96,6 @@ def record(
         }
     except OSError:
         return  # a cache file gone already: nothing worth replaying
-    from pathlib import Path
-
     from .cachedir import write_entry
 
     write_entry(Path(path), json.dumps(doc))
@@ -120,10 +109,7 @@ def _locks(venv: str, cache_dir: str) -> Iterator[bool]:
     fds = []
     try:
         for path, mode in (
-            (
-                os.path.join(os.path.dirname(venv), f".{os.path.basename(venv)}.envmat.lock"),
-                fcntl.LOCK_EX,
-            ),
+            (str(lock_path(Path(venv))), fcntl.LOCK_EX),
             (os.path.join(cache_dir, ".lock"), fcntl.LOCK_SH),
         ):
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -152,7 +138,7 @@ def try_replay(
     """(lines to print, summary) after replaying a record into the new ``venv``; None to take
     the full path (nothing is left behind then)."""
     venv = os.path.abspath(venv)
-    marker = os.path.join(os.path.dirname(venv), f".{os.path.basename(venv)}.envmat-creating")
+    marker = str(creating_marker(Path(venv)))
     if link_mode not in ("auto", "hardlink") or os.path.lexists(venv) or os.path.lexists(marker):
         return None
     if python is not None and os.sep not in python:
@@ -204,10 +190,8 @@ def _make(
     lock: str,
     options: Mapping[str, Any],
 ) -> None:
-    from pathlib import Path
-
     from .fastpath import fingerprint
-    from .fs import op
+    from .fs import op, write_bytes
     from .venv import create_venv
 
     create_venv(Path(venv), Path(python), Path(cache_dir))
@@ -241,7 +225,7 @@ def _make(
             fixed = data.replace(old, new)
             renamed[_row(data)] = _row(fixed)
             data = fixed
-        _write(root + rel, data, executable)
+        write_bytes(root + rel, data, executable)
     for rel, data, executable in later:
         if rel == STATE:
             state = json.loads(data)
@@ -250,19 +234,13 @@ def _make(
         else:
             for a, b in renamed.items():
                 data = data.replace(a, b)
-        _write(root + rel, data, executable)
+        write_bytes(root + rel, data, executable)
 
 
 def _row(data: bytes) -> bytes:
     """The hash and size columns of a RECORD row for ``data`` (PEP 376)."""
     digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
     return b"sha256=" + digest + b"," + str(len(data)).encode() + b"\n"
-
-
-def _write(path: str, data: bytes, executable: bool) -> None:
-    from .fs import write_bytes
-
-    write_bytes(path, data, executable)
 
 
 def main_replay(

@@ -15,6 +15,11 @@ from .errors import EnvmatError
 _VERSION = re.compile(r"^(?:python|cpython[-@]?)?(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
 
 
+def creating_marker(venv: Path) -> Path:
+    """Stands beside a venv while a run makes it and syncs it the first time (api.py)."""
+    return venv.parent / f".{venv.name}.envmat-creating"
+
+
 def venv_python(venv: Path) -> Path:
     return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 

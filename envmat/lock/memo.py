@@ -14,43 +14,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from ..cachedir import write_entry
+from ..cachedir import code_stamp, write_entry
 from ..target import Target
 from .model import FileRef, LockedDist, Selection
 
 _DIR = "selections-v1"
-_HERE = Path(__file__).resolve().parent
 
 
 def lock_digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()[:40]
 
 
-def _code_stamp() -> str:
-    """The selecting code's identity, so that an upgraded (or edited) envmat never reuses
-    entries that older code wrote: packaging's version and each lock module's size and mtime."""
-    import packaging
-
-    parts = [packaging.__version__]
-    for name in sorted(os.listdir(_HERE)):
-        if name.endswith(".py"):
-            st = os.stat(_HERE / name)
-            parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
-    st = os.stat(_HERE.parent / "target.py")
-    parts.append(f"target:{st.st_size}:{st.st_mtime_ns}")
-    return "|".join(parts)
-
-
 def _path(cache_dir: Path, digest: str, lock: Path, target: Target, selection: Selection) -> Path:
     rest = json.dumps(
         [
-            _code_stamp(),
+            code_stamp(),
             str(lock.parent.resolve()),  # local paths in the lock are relative to it
             target.implementation,
             list(target.version),
