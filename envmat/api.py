@@ -8,10 +8,10 @@ import shutil
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import EnvmatError
-from .fs import LINK_MODES, LinkMode
+from .fs import LINK_MODES
 from .lock.model import FileRef, LockedDist, Selection
 from .logs import Logger
 from .progress import Progress
@@ -25,6 +25,9 @@ from .venv import (
     find_python,
     venv_python,
 )
+
+if TYPE_CHECKING:
+    from .fs import LinkMode
 
 log = Logger(__name__)
 
@@ -101,6 +104,12 @@ class _Engine:
             check_python_matches(self.venv, python, None)
             target = self.target()
             return False, target, self.recover(target)
+        from . import prefetch
+
+        found = prefetch.take(python, self.cache_dir)  # asked while the CLI imported us
+        if found is not None:
+            self.interpreter, target = found
+            return True, target, None
         self.interpreter = find_python(python, self.cache_dir)
         return True, self.target(self.interpreter), None
 

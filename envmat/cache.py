@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import shutil
-import threading
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -73,7 +72,6 @@ class Cache:
         self.jobs = jobs
         self.timeout = timeout
         self._fetcher: object | None = None
-        self._unpack_slots = threading.BoundedSemaphore(max(1, min(jobs, os.cpu_count() or 1)))
 
     def forget(self) -> None:
         """Drop what this sync remembered of the cache (an entry was removed under it)."""
@@ -192,15 +190,27 @@ class Cache:
                 todo.append((i, d))
         if todo:
             errors: list[EnvmatError] = []
-            from concurrent.futures import ThreadPoolExecutor
+            from concurrent.futures import Future, ThreadPoolExecutor
 
             # the biggest first: the last download to finish should be a small one
             todo.sort(key=lambda t: -(t[1].wheel.size or 0) if t[1].wheel else 0)
-            with ThreadPoolExecutor(max_workers=max(1, min(self.jobs, len(todo)))) as pool:
-                futures = [(i, pool.submit(self._fill, d)) for i, d in todo]
+            # downloads wait on the network, unpacks on the CPU and the disk: separate pools, so
+            # that no download waits behind an unpack (more unpacks at once than there are
+            # cores only trade places on the GIL)
+            cores = max(1, min(self.jobs, os.cpu_count() or 1))
+            with (
+                ThreadPoolExecutor(max_workers=cores) as unpackers,
+                ThreadPoolExecutor(max_workers=max(1, min(self.jobs, len(todo)))) as fetchers,
+            ):
+
+                def fill(dist: LockedDist) -> Future[CachedWheel]:
+                    source, downloaded = self._fetch(dist)
+                    return unpackers.submit(self._unpacked, dist, source, downloaded)
+
+                futures = [(i, fetchers.submit(fill, d)) for i, d in todo]
                 for i, fut in futures:
                     try:
-                        results[i] = fut.result()
+                        results[i] = fut.result().result()
                     except EnvmatError as e:
                         errors.append(e)
             if len(errors) == 1:
@@ -217,7 +227,9 @@ class Cache:
             self._prepared[cache_key(r.dist.wheel)] = r
         return done
 
-    def _fill(self, dist: LockedDist) -> CachedWheel:
+    def _fetch(self, dist: LockedDist) -> tuple[Path, int]:
+        """The verified wheel of ``dist`` (downloaded when not in the cache), and the bytes
+        downloaded for it."""
         ref = dist.wheel
         assert ref is not None
         key = cache_key(ref)
@@ -243,9 +255,12 @@ class Cache:
             raise EnvmatError(
                 f"{dist.name} has neither a path nor a url in the lock", context=[dist.key_path]
             )
-        # unpacking is CPU work: more at once than there are cores only trades places on the GIL
-        with self._unpack_slots:
-            index = self._unpack(source, key, ref.filename)
+        return source, downloaded
+
+    def _unpacked(self, dist: LockedDist, source: Path, downloaded: int) -> CachedWheel:
+        assert dist.wheel is not None
+        key = cache_key(dist.wheel)
+        index = self._unpack(source, key, dist.wheel.filename)
         return CachedWheel(
             dist=dist, index=index, root=self.unpacked_dir(key), downloaded=downloaded
         )
@@ -259,9 +274,9 @@ class Cache:
             self._fetcher = Fetcher(timeout=self.timeout)
         fetcher = self._fetcher
         assert isinstance(fetcher, Fetcher) and ref.url is not None
-        work = self._work_dir("archives-v1")
-        work.mkdir()
-        tmp = work / "download"
+        # one temporary file beside the entry (a temporary directory would cost two more
+        # inode operations per wheel, the dearest thing a cold cache does)
+        tmp = self._work_dir("archives-v1")
         try:
             self.progress.download_started(ref.filename, ref.size)
             try:
@@ -277,7 +292,8 @@ class Cache:
             # only verified bytes enter the cache (DESIGN.md §3)
             os.replace(tmp, archive)
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
         return archive
 
     def _unpack(self, wheel: Path, key: str, filename: str) -> WheelIndex:
@@ -374,7 +390,7 @@ def clean_cache(root: Path) -> dict[str, int]:
         "archives-v1",
         "unpacked-v1",
         "selections-v1",
-        "replays-v1",
+        "replays-v2",
         "interpreters",
         "venv-templates",
     ):
@@ -400,7 +416,7 @@ def prune_cache(root: Path, *, older_than_days: float) -> dict[str, int]:
         root / "unpacked-v1",
         root / "archives-v1",
         root / "selections-v1",
-        root / "replays-v1",
+        root / "replays-v2",
     ):
         if not d.is_dir():
             continue

@@ -5,32 +5,45 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pathlib stays off the fast paths (it imports re, fnmatch, urllib)
+    from pathlib import Path
+
+
+def cache_root() -> str:
+    env = os.environ.get("ENVMAT_CACHE_DIR")
+    if env:
+        return env
+    home = os.path.expanduser("~")
+    if sys.platform == "darwin":
+        return os.path.join(home, "Library", "Caches", "envmat")
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")
+    return os.path.join(base, "envmat")
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("ENVMAT_CACHE_DIR")
-    if env:
-        return Path(env)
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "envmat"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "envmat"
+    from pathlib import Path
+
+    return Path(cache_root())
 
 
-def write_entry(path: Path, text: str) -> None:
+def write_entry(path: str | os.PathLike[str], data: str | bytes) -> None:
     """Write a small cache entry atomically (rename into place); failing is fine: the cache
     is an optimisation, and a read-only cache directory must not fail a sync."""
+    path = os.fspath(path)
+    head, name = os.path.split(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text)
+        os.makedirs(head, exist_ok=True)
+        tmp = os.path.join(head, f".{name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
         os.replace(tmp, path)
     except OSError:
         pass
 
 
-_CODE = Path(__file__).resolve().parent
+_CODE = os.path.dirname(os.path.realpath(__file__))
 
 
 def code_stamp() -> str:
@@ -42,9 +55,9 @@ def code_stamp() -> str:
     from . import __version__
 
     parts = [__version__, packaging.__version__]
-    for base in (_CODE, _CODE / "lock"):
+    for base in (_CODE, os.path.join(_CODE, "lock")):
         for name in sorted(os.listdir(base)):
             if name.endswith(".py"):
-                st = os.stat(base / name)
-                parts.append(f"{base.name}/{name}:{st.st_size}:{st.st_mtime_ns}")
+                st = os.stat(os.path.join(base, name))
+                parts.append(f"{os.path.basename(base)}/{name}:{st.st_size}:{st.st_mtime_ns}")
     return "|".join(parts)

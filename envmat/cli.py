@@ -5,7 +5,6 @@ Nothing heavy is imported before the no-op fast path has had its chance (DESIGN.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -217,6 +216,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _sync(args: argparse.Namespace, notify: Any) -> int:
+    if not os.path.lexists(args.venv):
+        from .cachedir import cache_root
+        from .prefetch import start
+
+        # a new venv: its interpreter is found and asked while the engine is imported
+        start(args.python, args.cache_dir or cache_root())
     from .api import sync
     from .report import change_lines, summary_line
 
@@ -248,6 +253,8 @@ def _sync(args: argparse.Namespace, notify: Any) -> int:
         if progress is not None:
             progress.close()
     if args.json:
+        import json
+
         print(json.dumps(report.to_json(), indent=2))
         return 0
     if args.quiet:
@@ -273,6 +280,8 @@ def _check(args: argparse.Namespace, notify: Any) -> int:
         notify=notify,
     )
     if args.json:
+        import json
+
         print(json.dumps(result.to_json(), indent=2))
     elif not args.quiet:
         for issue in result.issues:
@@ -301,6 +310,8 @@ def _cache(args: argparse.Namespace) -> int:
     if args.action == "info":
         info = cache_info(root)
         if args.json:
+            import json
+
             print(json.dumps(info, indent=2))
         else:
             print(f"cache: {root}")

@@ -21,7 +21,7 @@ from attrs import frozen
 
 from . import journal as jr
 from .errors import EnvmatError
-from .fs import Linker, LinkMode, op, write_bytes
+from .fs import Linker, op, write_bytes
 from .installed import STATE_DIR
 from .manifest import TargetFile
 from .plan import FilePlan, pycache_prefix
@@ -29,6 +29,8 @@ from .progress import NoProgress, Progress
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
+
+    from .fs import LinkMode
 
 T = TypeVar("T")
 _BATCH = 64  # files per task: a thread pool task per tiny file costs more than the link

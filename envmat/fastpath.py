@@ -9,11 +9,10 @@ journal is pending, the venv already matches the lock.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 
 from . import __version__
+from .lite import loads, sha256
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and collections.abc stay off the no-op path
@@ -25,8 +24,18 @@ STATE_FILE = ".envmat/state.json"
 JOURNALS = (".envmat/journal.json", ".envmat/journal.committed")
 
 
+def lock_file(venv: str) -> str:
+    """The venv lock: a hidden file beside the venv (venvlock.py takes it)."""
+    return os.path.join(os.path.dirname(venv), f".{os.path.basename(venv)}.envmat.lock")
+
+
+def creating_marker(venv: str) -> str:
+    """Stands beside a venv while a run makes it and syncs it the first time (api.py)."""
+    return os.path.join(os.path.dirname(venv), f".{os.path.basename(venv)}.envmat-creating")
+
+
 def fingerprint(lock: str, venv: str, options: Mapping[str, Any]) -> str | None:
-    h = hashlib.sha256(f"envmat {__version__}\0".encode())
+    h = sha256(f"envmat {__version__}\0".encode())
     try:
         with open(lock, "rb") as f:
             h.update(f.read())
@@ -40,8 +49,15 @@ def fingerprint(lock: str, venv: str, options: Mapping[str, Any]) -> str | None:
         h.update(f"\0{os.path.realpath(python)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
     except OSError:
         return None
-    h.update(json.dumps(dict(options), sort_keys=True, default=list).encode())
-    return h.hexdigest()
+    h.update(canonical(options).encode())
+    return str(h.hexdigest())
+
+
+def canonical(options: Mapping[str, Any]) -> str:
+    """One text for the same options (their values are booleans and lists of names)."""
+    return repr(
+        sorted((k, list(v) if isinstance(v, (list, tuple)) else v) for k, v in options.items())
+    )
 
 
 def dist_infos(venv: str, site_dirs: list[str]) -> list[str] | None:
@@ -62,7 +78,7 @@ def try_noop(lock: str, venv: str, options: Mapping[str, Any]) -> int | None:
     venv = os.path.abspath(venv)
     try:
         with open(os.path.join(venv, STATE_FILE), "rb") as f:
-            state = json.loads(f.read())
+            state = loads(f.read())
     except (OSError, ValueError):
         return None
     if not isinstance(state, dict) or any(os.path.lexists(os.path.join(venv, j)) for j in JOURNALS):
@@ -70,9 +86,8 @@ def try_noop(lock: str, venv: str, options: Mapping[str, Any]) -> int | None:
     fp = fingerprint(lock, venv, options)
     if fp is None or state.get("fingerprint") != fp:
         return None
-    lock_file = os.path.join(os.path.dirname(venv), f".{os.path.basename(venv)}.envmat.lock")
     try:
-        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(lock_file(venv), os.O_RDWR | os.O_CREAT, 0o644)
     except OSError:
         return None
     try:
@@ -89,9 +104,7 @@ def try_noop(lock: str, venv: str, options: Mapping[str, Any]) -> int | None:
             return None
         if any(os.path.lexists(os.path.join(venv, j)) for j in JOURNALS):
             return None
-        if os.path.lexists(
-            os.path.join(os.path.dirname(venv), f".{os.path.basename(venv)}.envmat-creating")
-        ):
+        if os.path.lexists(creating_marker(venv)):
             return None  # its first sync never finished: the full path removes and remakes it
         return len(state.get("dists", {}))
     finally:

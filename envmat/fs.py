@@ -8,14 +8,17 @@ can stop the process (``ENVMAT_FAULT_KILL_AFTER=k``) or fail an operation
 
 from __future__ import annotations
 
+import _thread  # threading's own primitive, loaded at start-up: the replay imports this module
 import errno
 import os
-import shutil
-import threading
 import time
-from typing import Literal
 
-LinkMode = Literal["auto", "hardlink", "reflink", "copy", "symlink"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal
+
+    LinkMode = Literal["auto", "hardlink", "reflink", "copy", "symlink"]
+
 LINK_MODES: tuple[LinkMode, ...] = ("auto", "hardlink", "reflink", "copy", "symlink")
 
 _FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
@@ -23,7 +26,7 @@ _FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 
 class _Faults:
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()
         self.count = 0
         kill = os.environ.get("ENVMAT_FAULT_KILL_AFTER")
         self.kill_after = int(kill) if kill else None
@@ -110,6 +113,8 @@ def _reflink(src: str, dst: str, executable: bool) -> None:
 
 
 def _copy(src: str, dst: str, executable: bool) -> None:
+    import shutil
+
     # copy_file_range/sendfile under the hood on Linux (shutil fast-copy)
     with open(src, "rb") as fsrc:
         fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755 if executable else 0o644)
@@ -141,7 +146,7 @@ class Linker:
         )
         self._chain = chain
         self.mode: LinkMode = chain[0]
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         #: fallbacks worth telling the user about (auto's reflink -> hardlink step is expected)
         self.fallbacks: list[str] = []
 

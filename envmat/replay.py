@@ -1,7 +1,7 @@
 """A fresh venv from a lock this cache has installed before: the first sync's work, replayed.
 
-When a sync makes a new venv with hard links, it records what it did (``replays-v1/<key>.json``
-in the cache): the cache files it linked (with the size and mtime each had), the bytes it
+When a sync makes a new venv with hard links, it records what it did (``replays-v2/<key>`` in the
+cache, in marshal form): the cache files it linked (with the size and mtime each had), the bytes it
 generated (launchers, RECORDs, dist-info files, the state file) and the lines it printed. The key
 covers the lock's bytes and directory, the interpreter asked for, the selecting options, the link
 mode and envmat's own code. A later sync of the same into a venv that does not exist yet replays
@@ -17,23 +17,21 @@ path, which then does, and reports, the real work.
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import hashlib
-import json
+import marshal
 import os
-import shutil
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import Any
 
-from .cachedir import code_stamp
-from .venv import creating_marker
-from .venvlock import lock_path
+from .cachedir import cache_root, code_stamp
+from .fastpath import canonical, creating_marker, fingerprint, lock_file
+from .lite import sha256
 
-VERSION = 1
-DIR = "replays-v1"
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing, pathlib, json, base64, shutil: none of them on this path
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
+VERSION = 2
+DIR = "replays-v2"
 STATE = ".envmat/state.json"
 
 
@@ -43,26 +41,24 @@ def recipe_path(
     """Where the record for this sync lives; None when the lock cannot be read."""
     try:
         with open(lock, "rb") as f:
-            lock_bytes = f.read()
+            key = sha256(f.read())
     except OSError:
         return None
-    key = hashlib.sha256(lock_bytes)
     key.update(
-        json.dumps(
+        repr(
             [
                 VERSION,
+                sys.hexversion,  # the record is marshal data
                 code_stamp(),
                 os.path.dirname(os.path.abspath(lock)),
                 # no --python: the interpreter running envmat makes the venv (venv.find_python)
                 python or sys.executable,
-                dict(options),
+                canonical(options),
                 link_mode,
-            ],
-            sort_keys=True,
-            default=list,
+            ]
         ).encode()
     )
-    return os.path.join(cache_dir, DIR, key.hexdigest()[:40] + ".json")
+    return os.path.join(cache_dir, DIR, key.hexdigest()[:40])
 
 
 def record(
@@ -75,41 +71,55 @@ def record(
     summary: str,
 ) -> None:
     """Keep what a first sync did (``writes``: path, cache file or bytes, executable)."""
+    import json
+
     try:
         st = os.stat(python)
         links = []
         data = []
+        dirs: set[str] = set()
+        state_fingerprint = None
         for rel, src, raw, executable in writes:
+            parent = rel.rpartition("/")[0]
+            while parent and parent not in dirs:
+                dirs.add(parent)
+                parent = parent.rpartition("/")[0]
             if src is not None:
                 s = os.stat(src)
-                links.append([rel, src, s.st_size, s.st_mtime_ns])
+                links.append((rel, src, s.st_size, s.st_mtime_ns))
             else:
                 assert raw is not None
-                data.append([rel, base64.b64encode(raw).decode(), executable])
+                data.append((rel, raw, executable))
+                if rel == STATE:
+                    state_fingerprint = json.loads(raw)["fingerprint"]
         doc = {
             "venv": venv,
-            "python": [python, st.st_size, st.st_mtime_ns],
+            "python": (python, st.st_size, st.st_mtime_ns),
+            # parents before their children
+            "dirs": sorted(dirs, key=lambda d: (d.count("/"), d)),
             "links": links,
             "data": data,
+            "fingerprint": state_fingerprint,
             "lines": list(lines),
             "summary": summary,
         }
     except OSError:
         return  # a cache file gone already: nothing worth replaying
+    if state_fingerprint is None:
+        return
     from .cachedir import write_entry
 
-    write_entry(Path(path), json.dumps(doc))
+    write_entry(path, marshal.dumps(doc))
 
 
-@contextlib.contextmanager
-def _locks(venv: str, cache_dir: str) -> Iterator[bool]:
-    """The venv lock and a shared cache lock, as the full path takes them; False when busy."""
+def _locks(venv: str, cache_dir: str) -> list[int] | None:
+    """The venv lock and a shared cache lock, as the full path takes them; None when busy."""
     import fcntl
 
-    fds = []
+    fds: list[int] = []
     try:
         for path, mode in (
-            (str(lock_path(Path(venv))), fcntl.LOCK_EX),
+            (lock_file(venv), fcntl.LOCK_EX),
             (os.path.join(cache_dir, ".lock"), fcntl.LOCK_SH),
         ):
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -118,13 +128,26 @@ def _locks(venv: str, cache_dir: str) -> Iterator[bool]:
     except OSError:
         for fd in fds:
             os.close(fd)
-        yield False  # somebody else is at work: the full path waits properly
-        return
+        return None  # somebody else is at work: the full path waits properly
+    return fds
+
+
+def _load(path: str) -> dict[str, Any] | None:
+    """The record at ``path`` when it still describes this machine's files, else None."""
     try:
-        yield True
-    finally:
-        for fd in reversed(fds):
-            os.close(fd)
+        with open(path, "rb") as f:
+            doc = marshal.loads(f.read())
+        exe, size, mtime = doc["python"]
+        st = os.stat(exe)
+        if (st.st_size, st.st_mtime_ns) != (size, mtime):
+            return None
+        for _, src, size, mtime in doc["links"]:
+            s = os.stat(src)
+            if (s.st_size, s.st_mtime_ns) != (size, mtime):
+                return None  # edited through a hard link, or rebuilt: the full path checks it
+    except Exception:  # gone, torn, from another envmat: the full path
+        return None
+    return doc  # type: ignore[no-any-return]
 
 
 def try_replay(
@@ -138,44 +161,41 @@ def try_replay(
     """(lines to print, summary) after replaying a record into the new ``venv``; None to take
     the full path (nothing is left behind then)."""
     venv = os.path.abspath(venv)
-    marker = str(creating_marker(Path(venv)))
+    marker = creating_marker(venv)
     if link_mode not in ("auto", "hardlink") or os.path.lexists(venv) or os.path.lexists(marker):
         return None
     if python is not None and os.sep not in python:
         return None  # a version or a name on PATH: which interpreter it means can change
     path = recipe_path(cache_dir, lock, python, options, link_mode)
-    if path is None:
+    doc = _load(path) if path is not None else None
+    if doc is None or not os.path.isdir(os.path.dirname(venv)):
+        return None
+    fds = _locks(venv, cache_dir)
+    if fds is None:
         return None
     try:
-        with open(path, "rb") as f:
-            doc = json.loads(f.read())
-        exe, size, mtime = doc["python"]
-        st = os.stat(exe)
-        if (st.st_size, st.st_mtime_ns) != (size, mtime):
-            return None
-        for _, src, size, mtime in doc["links"]:
-            s = os.stat(src)
-            if (s.st_size, s.st_mtime_ns) != (size, mtime):
-                return None  # edited through a hard link, or rebuilt: the full path checks it
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not os.path.isdir(os.path.dirname(venv)):
-        return None
-    with _locks(venv, cache_dir) as locked:
-        if not locked or os.path.lexists(venv):
+        if os.path.lexists(venv):
             return None
         with open(marker, "w"):
             pass
         try:
-            _make(venv, exe, cache_dir, doc, lock, options)
+            made = _make(venv, cache_dir, doc, lock, options)
         except BaseException as e:
+            import shutil
+
             shutil.rmtree(venv, ignore_errors=True)
             os.unlink(marker)
             if not isinstance(e, Exception):
                 raise  # Ctrl-C: nothing is left behind, the CLI says so
             # whatever went wrong, the full path will meet it again and say what it is
             return None
+        if not made:
+            os.unlink(marker)
+            return None
         os.unlink(marker)
+    finally:
+        for fd in reversed(fds):
+            os.close(fd)
     lines = list(doc["lines"])
     if not sys.stderr.isatty():  # as the full path's progress lines (report.LineProgress)
         lines.insert(0, f"Installing {len(doc['links']) + len(doc['data'])} file(s)")
@@ -184,40 +204,35 @@ def try_replay(
 
 def _make(
     venv: str,
-    python: str,
     cache_dir: str,
     doc: Mapping[str, Any],
     lock: str,
     options: Mapping[str, Any],
-) -> None:
-    from .fastpath import fingerprint
+) -> bool:
+    """Make ``venv`` as recorded; False (nothing made) when its venv template is gone."""
     from .fs import op, write_bytes
-    from .venv import create_venv
+    from .venvclone import clone, find_template
 
-    create_venv(Path(venv), Path(python), Path(cache_dir))
-    old, new = doc["venv"].encode(), venv.encode()
+    template = find_template(doc["python"][0], cache_dir)
+    if template is None:
+        return False  # the full path makes the template again
+    clone(*template, venv)
     root = venv + "/"
-    links = doc["links"]
-    made = {d for d, _, _ in os.walk(venv)}
-    for rel, *_ in links + doc["data"]:
-        d = os.path.dirname(root + rel)
-        chain = []
-        while d not in made:
-            made.add(d)
-            chain.append(d)
-            d = os.path.dirname(d)
-        for d in reversed(chain):
-            op()
-            os.mkdir(d)
-    for rel, src, _, _ in links:
+    for d in doc["dirs"]:
+        op()
+        try:  # noqa: SIM105  (contextlib is not imported on this path)
+            os.mkdir(root + d)
+        except FileExistsError:
+            pass  # made by the venv template (bin, lib/pythonX.Y/site-packages)
+    for rel, src, _, _ in doc["links"]:
         op()
         os.link(src, root + rel)
     # generated bytes name their venv (launchers' shebangs): rewrite them, then the RECORD rows
     # that hash them, and the state file's fingerprint
+    old, new = doc["venv"].encode(), venv.encode()
     renamed: dict[bytes, bytes] = {}
     later = []
-    for rel, raw, executable in doc["data"]:
-        data = base64.b64decode(raw)
+    for rel, data, executable in doc["data"]:
         if rel.endswith(".dist-info/RECORD") or rel == STATE:
             later.append((rel, data, executable))
             continue
@@ -228,18 +243,26 @@ def _make(
         write_bytes(root + rel, data, executable)
     for rel, data, executable in later:
         if rel == STATE:
-            state = json.loads(data)
-            state["fingerprint"] = fingerprint(lock, venv, options)
-            data = json.dumps(state, sort_keys=True, indent=1).encode()
+            fp = fingerprint(lock, venv, options)
+            if fp is None:
+                raise OSError("the new venv has no interpreter")
+            was = f'"fingerprint": "{doc["fingerprint"]}"'.encode()
+            if data.count(was) != 1:
+                raise ValueError("the recorded state file names no fingerprint")
+            data = data.replace(was, f'"fingerprint": "{fp}"'.encode())
         else:
             for a, b in renamed.items():
                 data = data.replace(a, b)
         write_bytes(root + rel, data, executable)
+    return True
 
 
 def _row(data: bytes) -> bytes:
     """The hash and size columns of a RECORD row for ``data`` (PEP 376)."""
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+    from binascii import b2a_base64
+
+    digest = b2a_base64(sha256(data).digest(), newline=False).rstrip(b"=")
+    digest = digest.replace(b"+", b"-").replace(b"/", b"_")  # urlsafe, as RECORD wants
     return b"sha256=" + digest + b"," + str(len(data)).encode() + b"\n"
 
 
@@ -252,9 +275,7 @@ def main_replay(
     start: float,
 ) -> int | None:
     """The CLI's side: replay and print what the full path would; None to take the full path."""
-    from .cachedir import default_cache_dir
-
-    cache_dir = given.get("--cache-dir") or str(default_cache_dir())
+    cache_dir = given.get("--cache-dir") or cache_root()
     link_mode = given.get("--link-mode") or os.environ.get("ENVMAT_LINK_MODE", "auto")
     done = try_replay(lock, venv, given.get("--python"), cache_dir, options, link_mode)
     if done is None:

@@ -7,9 +7,9 @@ import os
 import re
 import shutil
 import sys
-import uuid
 from pathlib import Path
 
+from . import fastpath, venvclone
 from .errors import EnvmatError
 
 _VERSION = re.compile(r"^(?:python|cpython[-@]?)?(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
@@ -17,7 +17,7 @@ _VERSION = re.compile(r"^(?:python|cpython[-@]?)?(\d+)(?:\.(\d+))?(?:\.(\d+))?$"
 
 def creating_marker(venv: Path) -> Path:
     """Stands beside a venv while a run makes it and syncs it the first time (api.py)."""
-    return venv.parent / f".{venv.name}.envmat-creating"
+    return Path(fastpath.creating_marker(str(venv)))
 
 
 def venv_python(venv: Path) -> Path:
@@ -240,33 +240,19 @@ def _run_venv_module(venv: Path, python: Path) -> None:
         )
 
 
-def _template_key(python: Path) -> str:
-    import hashlib
-
-    real = python.resolve()
-    st = real.stat()
-    raw = f"venv-template-1|{python}|{real}|{st.st_size}|{st.st_mtime_ns}"
-    return hashlib.sha256(raw.encode()).hexdigest()[:16]
-
-
-def _template(python: Path, cache_dir: Path) -> tuple[Path, str] | None:
-    """A venv made once by ``python``'s own venv module, kept in the cache to be cloned.
-
-    Its directory name is a token that appears nowhere else, so cloning it is replacing the
-    token's path and name in its few text files (activate scripts, pyvenv.cfg): each Python
-    version's venv layout and scripts stay exactly its own.
-    """
-    key = _template_key(python)
-    home = cache_dir / "venv-templates" / key
-    template = home / f"envmat-venv-{key}"
-    if (home / "complete").exists():
-        return template, (home / "complete").read_text()
-    work = cache_dir / "venv-templates" / f".tmp-{uuid.uuid4().hex}"
+def _template(python: Path, cache_dir: Path) -> tuple[str, str] | None:
+    """A venv made once by ``python``'s own venv module, kept in the cache to be cloned
+    (venvclone.py): (the template, the path its files name)."""
+    found = venvclone.find_template(str(python), str(cache_dir))
+    if found is not None:
+        return found
+    home, name = venvclone.template_home(str(python), str(cache_dir))
+    work = os.path.join(os.path.dirname(home), f".tmp-{os.urandom(8).hex()}")
     try:
-        work.mkdir(parents=True)
-        _run_venv_module(work / template.name, python)
+        os.makedirs(work)
+        _run_venv_module(Path(work, name), python)
         # the path its files name (it is built here, then renamed beside its siblings)
-        (work / "complete").write_text(str(work / template.name))
+        Path(work, "complete").write_text(os.path.join(work, name))
         try:
             os.rename(work, home)
         except OSError:
@@ -274,11 +260,11 @@ def _template(python: Path, cache_dir: Path) -> tuple[Path, str] | None:
     except (OSError, EnvmatError):
         shutil.rmtree(work, ignore_errors=True)
         return None
-    return (template, (home / "complete").read_text()) if (home / "complete").exists() else None
+    return venvclone.find_template(str(python), str(cache_dir))
 
 
 def template_ready(python: Path, cache_dir: Path) -> bool:
-    return (cache_dir / "venv-templates" / _template_key(python) / "complete").exists()
+    return venvclone.find_template(str(python), str(cache_dir)) is not None
 
 
 def make_template(python: Path, cache_dir: Path) -> None:
@@ -286,33 +272,6 @@ def make_template(python: Path, cache_dir: Path) -> None:
     is left for ``create_venv`` to meet and report."""
     with contextlib.suppress(OSError, EnvmatError):
         _template(python, cache_dir)
-
-
-def _clone(template: Path, built_at: str, venv: Path) -> None:
-    old_path, old_name = built_at.encode(), template.name.encode()
-    new_path, new_name = str(venv).encode(), venv.name.encode()
-    venv.mkdir(parents=True, exist_ok=True)
-    for dirpath, dirnames, filenames in os.walk(template):
-        rel = os.path.relpath(dirpath, template)
-        dest = venv if rel == "." else venv / rel
-        for name in dirnames + filenames:
-            src = os.path.join(dirpath, name)
-            dst = dest / name
-            if os.path.islink(src):
-                target = os.readlink(src).replace(built_at, str(venv))
-                os.symlink(target, dst)
-                if name in dirnames:
-                    dirnames.remove(name)  # lib64 -> lib: made as a link, not descended into
-            elif name in dirnames:
-                dst.mkdir()
-            else:
-                with open(src, "rb") as f:
-                    data = f.read().replace(old_path, new_path).replace(old_name, new_name)
-                fd = os.open(
-                    dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, os.stat(src).st_mode & 0o777
-                )
-                with open(fd, "wb") as out:
-                    out.write(data)
 
 
 def create_venv(venv: Path, python: Path, cache_dir: Path | None = None) -> None:
@@ -327,7 +286,7 @@ def create_venv(venv: Path, python: Path, cache_dir: Path | None = None) -> None
         return
     existed = venv.exists()
     try:
-        _clone(*found, venv)
+        venvclone.clone(*found, str(venv))
     except OSError as e:
         if not existed:
             shutil.rmtree(venv, ignore_errors=True)

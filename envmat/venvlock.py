@@ -8,11 +8,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import fastpath
 from .errors import EnvmatError, LockTimeoutError
 
 
 def lock_path(venv: Path) -> Path:
-    return venv.parent / f".{venv.name}.envmat.lock"
+    return Path(fastpath.lock_file(str(venv)))
 
 
 @contextmanager

@@ -98,7 +98,7 @@ def test_an_entry_deleted_behind_envmats_back_is_fetched_again(make_wheel: MakeW
     wheels = [make_wheel(f"pkg{i}", "1.0", files={f"pkg{i}/m{j}.py": f"X = {j}\n" for j in range(100)}) for i in range(6)]
     lock = lock_for(tmp_path / "pylock.toml", wheels)
     run_ok("sync", lock, "--venv", tmp_path / "warm")  # fills the cache
-    shutil.rmtree(cache_dir / "replays-v1")  # the full path (a replay has no journal to wait for)
+    shutil.rmtree(cache_dir / "replays-v2")  # the full path (a replay has no journal to wait for)
     env = dict(os.environ, ENVMAT_FAULT_DELAY="0.003")
     venv = tmp_path / "venv"
     proc = subprocess.Popen([sys.executable, "-m", "envmat", "sync", str(lock), "--venv", str(venv)], env=env, stderr=subprocess.PIPE, text=True)

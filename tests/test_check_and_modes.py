@@ -172,7 +172,7 @@ def test_cache_commands(demo_lock: Path, tmp_path: Path, cache_dir: Path) -> Non
     run_ok("cache", "clean")
     assert json.loads(run_ok("cache", "info", "--json").stdout)["unpacked wheels"] == 0
     assert not any((cache_dir / "selections-v1").iterdir())
-    assert not any((cache_dir / "replays-v1").iterdir())
+    assert not any((cache_dir / "replays-v2").iterdir())
     # the venvs made from it still work (hardlinks keep their bytes)
     out = subprocess.run([tmp_path / "venv2/bin/hello-tool"], capture_output=True, text=True, check=True).stdout
     assert out.startswith("hello")

@@ -22,7 +22,7 @@ def run_ok(*args: str | Path) -> subprocess.CompletedProcess[str]:
     # tests are about the selection memo of the full path, so they drop the replay records
     cache = os.environ.get("ENVMAT_CACHE_DIR")
     if cache:
-        shutil.rmtree(Path(cache) / "replays-v1", ignore_errors=True)
+        shutil.rmtree(Path(cache) / "replays-v2", ignore_errors=True)
     proc = run_envmat(*args)
     assert proc.returncode == 0, proc.stderr
     return proc
@@ -128,7 +128,7 @@ def test_a_warm_fresh_sync_imports_nothing_heavy(make_wheel: MakeWheel, tmp_path
     than the install itself on a small lock)."""
     lock = split_lock(tmp_path, make_wheel)
     run_ok("sync", lock, "--venv", tmp_path / "first")
-    shutil.rmtree(cache_dir / "replays-v1")
+    shutil.rmtree(cache_dir / "replays-v2")
     code = (
         "import sys, envmat.cli\n"
         f"rc = envmat.cli.main(['sync', {str(lock)!r}, '--venv', {str(tmp_path / 'second')!r}, '-q', '--offline'])\n"

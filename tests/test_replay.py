@@ -107,3 +107,27 @@ def test_the_interpreter_is_part_of_the_record(demo: Path, tmp_path: Path, cache
     # a version rather than a path may mean another interpreter tomorrow: never replayed
     assert sync_in_process("sync", demo, "--venv", tmp_path / "d", "--python", "3.12")[:2] == (0, True)
     assert sync_in_process("sync", demo, "--venv", tmp_path / "e", "--python", "3.12")[:2] == (0, True)
+
+
+def test_the_fast_paths_import_only_the_light_stdlib(demo: Path, tmp_path: Path, cache_dir: Path) -> None:
+    """A replay and a no-op decide and act with os, marshal and the C halves of json and
+    hashlib: json, re, pathlib, typing and the rest cost more to import than a small install."""
+    venv = tmp_path / "venv"
+    assert sync_in_process("sync", demo, "--venv", venv)[:2] == (0, True)
+    shutil.rmtree(venv)
+    heavy = ("json", "re", "hashlib", "pathlib", "typing", "shutil", "contextlib", "base64", "uuid", "threading", "attr", "subprocess", "logging")
+    code = (
+        "import sys, envmat.cli\n"
+        f"rc = envmat.cli.main(['sync', {str(demo)!r}, '--venv', {str(venv)!r}])\n"
+        f"print(rc, sorted(m for m in sys.modules if m in {heavy!r}))\n"
+    )
+    # -S: the interpreter's site (and an editable install's import hook) imports none of them either
+    import packaging
+
+    repo = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, str(Path(packaging.__file__).parent.parent)])}
+    for expect in ("Synced", "Nothing to do"):  # the replay, then the no-op in the venv it made
+        proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env)
+        assert proc.stdout.split(maxsplit=1) == ["0", "[]\n"], proc.stderr
+        assert expect in proc.stderr
+    assert run_envmat("check", "--venv", venv, demo).returncode == 0

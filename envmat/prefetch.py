@@ -1,0 +1,65 @@
+"""The interpreter of a new venv, looked up while envmat imports its engine.
+
+Making a venv starts with two questions to its interpreter: which executable ``--python`` means
+(``venv.find_python``) and what that interpreter supports (``target.query_target``). On a cache
+that has not met the interpreter yet each is a subprocess, about 0.1 s together, and nothing can
+be selected before they answer. The CLI asks them in a thread before it imports the engine, so
+that they overlap those imports; ``api._Engine.open`` takes the answer (or the error) from here.
+"""
+
+from __future__ import annotations
+
+import _thread
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
+    from .target import Target
+
+_lock = _thread.allocate_lock()
+_pending: dict[tuple[str | None, str], tuple[Any, dict[str, Any]]] = {}
+
+
+def start(python: str | None, cache_dir: str) -> None:
+    """Find and query the interpreter ``python`` means for a venv to be made, in a thread."""
+    import threading
+    from pathlib import Path
+
+    cache_dir = str(Path(cache_dir))  # as the engine spells it
+    key = (python, cache_dir)
+    with _lock:
+        if key in _pending:
+            return
+        out: dict[str, Any] = {}
+        # not a daemon: an exit before the answer waits for it instead of killing an import
+        thread = threading.Thread(target=_ask, args=(python, cache_dir, out), daemon=False)
+        _pending[key] = (thread, out)
+    thread.start()
+
+
+def _ask(python: str | None, cache_dir: str, out: dict[str, Any]) -> None:
+    from pathlib import Path
+
+    try:
+        from .target import query_target
+        from .venv import find_python
+
+        interpreter = find_python(python, Path(cache_dir))
+        out["answer"] = (interpreter, query_target(interpreter, Path(cache_dir)))
+    except BaseException as e:  # given to the thread that takes the answer
+        out["error"] = e
+
+
+def take(python: str | None, cache_dir: Path) -> tuple[Path, Target] | None:
+    """(interpreter, its target) when ``start`` asked for them, else None."""
+    with _lock:
+        found = _pending.pop((python, str(cache_dir)), None)
+    if found is None:
+        return None
+    thread, out = found
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out["answer"]  # type: ignore[no-any-return]
