@@ -14,12 +14,15 @@ entry or none, and processes filling one entry at once all succeed (the loser di
 from __future__ import annotations
 
 import contextlib
+import heapq
 import json
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from attrs import frozen
 
@@ -30,6 +33,11 @@ from .lock.model import FileRef, LockedDist
 from .logs import Logger
 from .progress import NoProgress, Progress
 from .wheel import WheelIndex, unpack_wheel
+
+if TYPE_CHECKING:  # concurrent.futures only when something is fetched
+    from concurrent.futures import Future
+
+T = TypeVar("T")
 
 log = Logger(__name__)
 
@@ -190,29 +198,31 @@ class Cache:
                 todo.append((i, d))
         if todo:
             errors: list[EnvmatError] = []
-            from concurrent.futures import Future, ThreadPoolExecutor
+            from concurrent.futures import ThreadPoolExecutor
 
             # the biggest first: the last download to finish should be a small one
             todo.sort(key=lambda t: -(t[1].wheel.size or 0) if t[1].wheel else 0)
             # downloads wait on the network, unpacks on the CPU and the disk: separate pools, so
-            # that no download waits behind an unpack (more unpacks at once than there are
-            # cores only trade places on the GIL)
-            cores = max(1, min(self.jobs, os.cpu_count() or 1))
-            with (
-                ThreadPoolExecutor(max_workers=cores) as unpackers,
-                ThreadPoolExecutor(max_workers=max(1, min(self.jobs, len(todo)))) as fetchers,
-            ):
+            # that no download waits behind an unpack
+            unpackers = _Unpackers(max(1, min(self.jobs, os.cpu_count() or 1)))
+            try:
+                with ThreadPoolExecutor(max_workers=max(1, min(self.jobs, len(todo)))) as fetchers:
 
-                def fill(dist: LockedDist) -> Future[CachedWheel]:
-                    source, downloaded = self._fetch(dist)
-                    return unpackers.submit(self._unpacked, dist, source, downloaded)
+                    def fill(dist: LockedDist) -> Future[CachedWheel]:
+                        source, downloaded = self._fetch(dist)
+                        assert dist.wheel is not None
+                        return unpackers.submit(
+                            -(dist.wheel.size or 0), self._unpacked, dist, source, downloaded
+                        )
 
-                futures = [(i, fetchers.submit(fill, d)) for i, d in todo]
-                for i, fut in futures:
-                    try:
-                        results[i] = fut.result().result()
-                    except EnvmatError as e:
-                        errors.append(e)
+                    futures = [(i, fetchers.submit(fill, d)) for i, d in todo]
+                    for i, fut in futures:
+                        try:
+                            results[i] = fut.result().result()
+                        except EnvmatError as e:
+                            errors.append(e)
+            finally:
+                unpackers.shutdown()
             if len(errors) == 1:
                 raise errors[0]
             if errors:
@@ -322,6 +332,54 @@ class Cache:
             if work.exists():
                 shutil.rmtree(work, ignore_errors=True)
         return index
+
+
+class _Unpackers:
+    """One unpack per core at a time (more only trade places on the GIL), the biggest waiting
+    wheel first: a cold sync ends with its last unpack, which should not be a big one that
+    waited behind small ones."""
+
+    def __init__(self, workers: int) -> None:
+        self._heap: list[tuple[int, int, Future[Any], Callable[[], Any]]] = []
+        self._ready = threading.Condition()
+        self._closed = False
+        self._seq = 0
+        self._threads = [threading.Thread(target=self._work) for _ in range(workers)]
+        for t in self._threads:
+            t.start()
+
+    def submit(self, priority: int, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Run ``fn(*args)`` in a worker; lower ``priority`` first."""
+        from concurrent.futures import Future
+
+        fut: Future[T] = Future()
+        with self._ready:
+            self._seq += 1
+            heapq.heappush(self._heap, (priority, self._seq, fut, lambda: fn(*args)))
+            self._ready.notify()
+        return fut
+
+    def _work(self) -> None:
+        while True:
+            with self._ready:
+                while not self._heap and not self._closed:
+                    self._ready.wait()
+                if not self._heap:
+                    return
+                _, _, fut, call = heapq.heappop(self._heap)
+            if fut.set_running_or_notify_cancel():
+                try:
+                    fut.set_result(call())
+                except BaseException as e:  # the waiting thread raises it
+                    fut.set_exception(e)
+
+    def shutdown(self) -> None:
+        """Finish what was submitted, then stop the workers."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()
+        for t in self._threads:
+            t.join()
 
 
 def _tree_size(path: Path) -> tuple[int, int]:
