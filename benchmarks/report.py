@@ -114,7 +114,7 @@ def render(data: dict[str, Any]) -> str:
         "",
         f"{meta['date']} · {meta['machine']} · Python {meta['python']} · "
         + " · ".join(f"{k}: {v}" for k, v in meta["tools"].items()),
-        f"runs per case: {meta['runs']} (noop 2x, compile/cold ≤3) after {meta['warmup']} warm-up; "
+        f"runs per case: {meta['runs']} (noop 2x, compile ≤3, cold ≤5) after {meta['warmup']} warm-up; "
         f"seconds, whole process(es); step = the installer alone (uv/pip: after `uv venv`)",
         "",
     ]

@@ -223,6 +223,28 @@ def parse_sync_argv(
     return lock, venv, noop_options(**opts), quiet, given
 
 
+def python_matches(venv: str, spec: str) -> bool:
+    """Whether ``--python spec`` names the venv's own interpreter, decided without running one:
+    the same executable (a path), or the version its pyvenv.cfg records (digits and dots, as
+    ``venv.check_python_matches`` compares them). Anything else is for the full path to decide."""
+    if os.sep in spec:
+        here = os.path.join(venv, "bin", "python")
+        return os.path.exists(spec) and os.path.realpath(spec) == os.path.realpath(here)
+    if not spec or not spec.replace(".", "").isdigit():
+        return False
+    cfg: dict[str, str] = {}
+    try:
+        with open(os.path.join(venv, "pyvenv.cfg"), encoding="utf-8") as f:
+            for line in f:
+                key, sep, value = line.partition("=")
+                if sep:
+                    cfg[key.strip().lower()] = value.strip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    have = cfg.get("version_info") or cfg.get("version") or ""
+    return have == spec or have.startswith(spec + ".")
+
+
 def main_fast(argv: list[str], start: float) -> int | None:
     """Exit status when ``argv`` is a sync the venv already matches, or a new venv that
     replays a remembered sync (replay.py); None to go the full way."""
@@ -234,8 +256,8 @@ def main_fast(argv: list[str], start: float) -> int | None:
         from .replay import main_replay
 
         return main_replay(lock, venv, options, quiet, given, start)
-    if "--python" in given:
-        return None  # the full path checks that the venv has that interpreter
+    if "--python" in given and not python_matches(venv, given["--python"]):
+        return None  # the full path checks what the venv has, and says what differs
     kept = try_noop(lock, venv, options)
     if kept is None:
         return None

@@ -45,3 +45,28 @@ def test_fast_parse_agrees_with_argparse(argv: list[str]) -> None:
 )
 def test_anything_else_takes_the_full_path(argv: list[str]) -> None:
     assert parse_sync_argv(argv) is None
+
+
+def test_python_matches_only_the_venvs_own_interpreter(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import sys
+
+    from envmat.fastpath import python_matches
+
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    os.symlink(sys.executable, venv / "bin" / "python")
+    (venv / "pyvenv.cfg").write_text("home = /x\nversion_info = 3.11.7.final.0\n")
+    assert python_matches(str(venv), sys.executable)
+    assert python_matches(str(venv), str(venv / "bin" / "python"))
+    assert not python_matches(str(venv), str(tmp_path / "missing" / "python"))
+    other = tmp_path / "other-python"
+    other.write_text("")
+    assert not python_matches(str(venv), str(other))
+    assert python_matches(str(venv), "3.11") and python_matches(str(venv), "3")
+    assert python_matches(str(venv), "3.11.7")
+    assert not python_matches(str(venv), "3.1") and not python_matches(str(venv), "3.12")
+    # names and anything unusual are the full path's to decide
+    assert not python_matches(str(venv), "python3.11") and not python_matches(str(venv), "")
+    (venv / "pyvenv.cfg").unlink()
+    assert not python_matches(str(venv), "3.11")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -225,9 +226,15 @@ def test_python_given_as_a_path_again_on_the_same_venv(make_wheel: MakeWheel, tm
     lock = lock_for(tmp_path / "pylock.toml", make_demo(make_wheel))
     venv = tmp_path / "venv"
     run_ok("sync", lock, "--venv", venv, "--python", python)
-    assert "Nothing to do" in run_ok("sync", lock, "--venv", venv, "--python", python).stderr
+    # the no-op fast path answers when --python names the venv's own interpreter or version
+    code = "import sys, envmat.cli; rc = envmat.cli.main(sys.argv[1:]); print(rc, 'attrs' in sys.modules)"
+    for spec in (python, "3.12"):
+        proc = subprocess.run([sys.executable, "-c", code, "sync", str(lock), "--venv", str(venv), "--python", str(spec)], capture_output=True, text=True)
+        assert proc.stdout.split() == ["0", "False"] and "Nothing to do" in proc.stderr, proc.stderr
     proc = run_envmat("sync", lock, "--venv", venv, "--python", python_factory("3.9"))
     assert proc.returncode == 1 and "uses Python 3.12" in proc.stderr and "hint:" in proc.stderr
+    proc = run_envmat("sync", lock, "--venv", venv, "--python", "3.9")
+    assert proc.returncode == 1 and "uses Python 3.12" in proc.stderr
 
 
 def test_lock_warnings_are_shown_once_and_strict_refuses(make_wheel: MakeWheel, tmp_path: Path) -> None:
