@@ -131,3 +131,30 @@ def test_the_fast_paths_import_only_the_light_stdlib(demo: Path, tmp_path: Path,
         assert proc.stdout.split(maxsplit=1) == ["0", "[]\n"], proc.stderr
         assert expect in proc.stderr
     assert run_envmat("check", "--venv", venv, demo).returncode == 0
+
+
+def test_a_big_replay_in_two_threads_makes_the_same_venv(demo: Path, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above replay._SPLIT_AT directories and links, two threads make them (depth by depth for
+    directories); the venv is the same, and a failing link leaves nothing behind."""
+    from envmat import replay
+    from envmat.fastpath import noop_options
+
+    venv = tmp_path / "venv"
+    assert sync_in_process("sync", demo, "--venv", venv)[:2] == (0, True)
+    reference = tree_snapshot(venv)
+    shutil.rmtree(venv)
+    monkeypatch.setattr(replay, "_SPLIT_AT", 0)
+    made = replay.try_replay(str(demo), str(venv), None, str(cache_dir), noop_options(), "auto")
+    assert made is not None and tree_snapshot(venv) == reference
+    assert run_envmat("check", "--venv", venv, demo).returncode == 0
+    shutil.rmtree(venv)
+    real_link = os.link
+
+    def failing_link(src: str, dst: str) -> None:
+        if dst.endswith("util.py"):
+            raise OSError(28, "No space left on device")
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", failing_link)
+    assert replay.try_replay(str(demo), str(venv), None, str(cache_dir), noop_options(), "auto") is None
+    assert not venv.exists() and not (tmp_path / ".venv.envmat-creating").exists()

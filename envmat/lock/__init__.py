@@ -68,6 +68,7 @@ class LockReader:
         self._cache_dir = cache_dir
         self._digest = memo.lock_digest(self.raw)
         self._data: dict[str, Any] | None = None
+        self._parsed: Any = None  # (lint issues, Pylock): what selection needs but the target
 
     @property
     def data(self) -> dict[str, Any]:
@@ -98,17 +99,32 @@ class LockReader:
             or not memo.known(self._cache_dir, self._digest)
         ):
             _ = self.data  # parses, raising on a broken lock
+            self._parse_ahead()
+
+    def _parse_ahead(self) -> None:
+        """Lint and parse a pylock now (neither needs the target): a new venv's interpreter is
+        being asked meanwhile (prefetch.py), and selection then only evaluates markers."""
+        if is_uv_lock(self.path):
+            return
+        from .lint import lint_pylock
+        from .pylock import parse_pylock
+
+        try:
+            issues = lint_pylock(self.data, self.path.name)
+            self._parsed = (issues, parse_pylock(self.path, self.data))
+        except EnvmatError:
+            return  # selection meets it again, and reports the lock's errors in their order
 
     def select(self, target: Target, selection: Selection) -> tuple[list[LockedDist], list[str]]:
         from . import memo
 
         if not self._memo_ok():
-            return select_from_lock(self.path, self.data, target, selection)
+            return select_from_lock(self.path, self.data, target, selection, self._parsed)
         assert self._cache_dir is not None
         hit = memo.recall(self._cache_dir, self._digest, self.path, target, selection)
         if hit is not None:
             return hit
-        dists, warnings = select_from_lock(self.path, self.data, target, selection)
+        dists, warnings = select_from_lock(self.path, self.data, target, selection, self._parsed)
         memo.remember(self._cache_dir, self._digest, self.path, target, selection, dists, warnings)
         return dists, warnings
 
@@ -118,9 +134,14 @@ def is_uv_lock(path: Path) -> bool:
 
 
 def select_from_lock(
-    path: Path, data: dict[str, Any], target: Target, selection: Selection
+    path: Path,
+    data: dict[str, Any],
+    target: Target,
+    selection: Selection,
+    parsed: Any = None,
 ) -> tuple[list[LockedDist], list[str]]:
-    """The distributions the lock selects for ``target``, and warnings about the lock."""
+    """The distributions the lock selects for ``target``, and warnings about the lock
+    (``parsed``: a pylock's lint issues and parsed form, when ``LockReader`` made them)."""
     if is_uv_lock(path):
         from .uvlock import select_uvlock
 
@@ -128,10 +149,11 @@ def select_from_lock(
     from .lint import lint_pylock, raise_if_errors
     from .pylock import parse_pylock, select_pylock
 
-    issues = lint_pylock(data, path.name)
+    issues, lock = parsed if parsed is not None else (lint_pylock(data, path.name), None)
     warnings = [
         f"{path.name}: {i.key_path + ': ' if i.key_path else ''}{i.message}"
         for i in raise_if_errors(issues, str(path), selection.strict)
     ]
-    lock = parse_pylock(path, data)
+    if lock is None:
+        lock = parse_pylock(path, data)
     return select_pylock(path, lock, target, selection), warnings
