@@ -223,6 +223,20 @@ def parse_sync_argv(
     return lock, venv, noop_options(**opts), quiet, given
 
 
+def read_pyvenv_cfg(venv: str) -> dict[str, str]:
+    """A venv's pyvenv.cfg as lowercase keys and values; empty when it cannot be read."""
+    cfg: dict[str, str] = {}
+    try:
+        with open(os.path.join(venv, "pyvenv.cfg"), encoding="utf-8") as f:
+            for line in f:
+                key, sep, value = line.partition("=")
+                if sep:
+                    cfg[key.strip().lower()] = value.strip()
+    except (OSError, UnicodeDecodeError):
+        pass
+    return cfg
+
+
 def python_matches(venv: str, spec: str) -> bool:
     """Whether ``--python spec`` names the venv's own interpreter, decided without running one:
     the same executable (a path), or the version its pyvenv.cfg records (digits and dots, as
@@ -232,15 +246,7 @@ def python_matches(venv: str, spec: str) -> bool:
         return os.path.exists(spec) and os.path.realpath(spec) == os.path.realpath(here)
     if not spec or not spec.replace(".", "").isdigit():
         return False
-    cfg: dict[str, str] = {}
-    try:
-        with open(os.path.join(venv, "pyvenv.cfg"), encoding="utf-8") as f:
-            for line in f:
-                key, sep, value = line.partition("=")
-                if sep:
-                    cfg[key.strip().lower()] = value.strip()
-    except (OSError, UnicodeDecodeError):
-        return False
+    cfg = read_pyvenv_cfg(venv)
     have = cfg.get("version_info") or cfg.get("version") or ""
     return have == spec or have.startswith(spec + ".")
 

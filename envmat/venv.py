@@ -162,16 +162,7 @@ def find_python(spec: str | None, cache_dir: Path | None = None) -> Path:
 
 
 def read_pyvenv_cfg(venv: Path) -> dict[str, str]:
-    cfg: dict[str, str] = {}
-    try:
-        text = (venv / "pyvenv.cfg").read_text(encoding="utf-8")
-    except OSError:
-        return cfg
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            cfg[key.strip().lower()] = value.strip()
-    return cfg
+    return fastpath.read_pyvenv_cfg(str(venv))
 
 
 def check_existing_venv(venv: Path) -> bool:
