@@ -22,7 +22,7 @@ from .venv import (
     check_python_matches,
     create_venv,
     creating_marker,
-    find_python,
+    find_python_and_target,
     venv_python,
 )
 
@@ -110,8 +110,8 @@ class _Engine:
         if found is not None:
             self.interpreter, target = found
             return True, target, None
-        self.interpreter = find_python(python, self.cache_dir)
-        return True, self.target(self.interpreter), None
+        self.interpreter, target = find_python_and_target(python, self.cache_dir)
+        return True, target, None
 
     def report(
         self,

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import threading
-import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -123,7 +122,7 @@ class Cache:
         return self.root / "archives-v1" / f"{key}.whl"
 
     def _work_dir(self, kind: str) -> Path:
-        d = self.root / kind / f".tmp-{uuid.uuid4().hex}"
+        d = self.root / kind / f".tmp-{os.urandom(16).hex()}"
         try:
             d.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -416,7 +415,7 @@ def _remove_entry(path: Path) -> int:
     """Rename first (atomic: readers see the whole entry or none), then delete."""
     if not os.path.lexists(path):
         return 0
-    doomed = path.with_name(f".tmp-delete-{uuid.uuid4().hex}")
+    doomed = path.with_name(f".tmp-delete-{os.urandom(16).hex()}")
     try:
         os.rename(path, doomed)
     except OSError:

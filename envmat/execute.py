@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 import posixpath
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from attrs import frozen
 
+from . import fs
 from . import journal as jr
 from .errors import EnvmatError
 from .fs import Linker, op, write_bytes
@@ -149,7 +149,7 @@ def apply(
     """Apply ``plan``; on any error or interrupt before the commit point, restore the venv."""
     progress = progress or NoProgress()
     stop = stop or {""}
-    txid = uuid.uuid4().hex[:12]
+    txid = os.urandom(6).hex()  # (uuid would import platform)
     root = str(prefix) + "/"  # string joins: these loops run once per file
     removes = [p for p in plan.removes if os.path.lexists(root + p)]
     planned = set(removes)
@@ -224,13 +224,23 @@ def _apply(
 ) -> None:
     txid = journal.txid
     root = str(prefix) + "/"
-    for d in journal.dirs:
-        op()
-        try:
-            os.mkdir(root + d)  # parents come first in journal.dirs
-        except FileExistsError:
-            if not os.path.isdir(root + d):
-                raise
+    # many directories and links: two threads (fs.SPLIT_AT); hardlinks are known to be cheap
+    # only once the first batch has settled the link mode
+    split = len(journal.dirs) + len(writes) >= fs.SPLIT_AT
+
+    def mkdirs(dirs: Sequence[str]) -> None:
+        for d in dirs:
+            op()
+            try:
+                os.mkdir(root + d)
+            except FileExistsError:
+                if not os.path.isdir(root + d):
+                    raise
+
+    if split:
+        fs.in_two(mkdirs, fs.by_depth(journal.dirs))
+    else:
+        mkdirs(journal.dirs)  # parents come first in journal.dirs
     # a new path whose bytes come by hardlink or symlink is placed directly: a link appears
     # whole, and rollback removes what did not exist before, so staging it would only double
     # the syscalls. Copies and generated files are staged and renamed (never seen half-written).
@@ -258,10 +268,15 @@ def _apply(
     items = [(i, tf, e) for i, (tf, e) in enumerate(writes)]
     # the first batch settles the link mode (auto falls back from reflink on its first file).
     # Hard and symbolic links are single metadata syscalls shorter than a GIL hand-off: one
-    # thread places them fastest (threads measured 1.2-2x slower); copies run in the pool.
+    # thread places a few hundred fastest (a pool measured 1.2-2x slower), two halves many
+    # (fs.SPLIT_AT); copies run in the pool.
     stage(items[:_BATCH])
-    fast_links = linker.mode in ("hardlink", "symlink")
-    workers.run(stage, items[_BATCH:], parallel=not fast_links)
+    if linker.mode not in ("hardlink", "symlink"):
+        workers.run(stage, items[_BATCH:])
+    elif split:
+        fs.in_two(stage, [items[_BATCH:]])
+    else:
+        stage(items[_BATCH:])
 
     stash = root + jr.stash_dir(txid) + "/"
     to_stash = [(i, tf.path) for i, (tf, existed) in enumerate(writes) if existed]

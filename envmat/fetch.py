@@ -113,6 +113,7 @@ class Fetcher:
         self._lock = threading.Lock()
         self._managers: dict[tuple[str, bool], Any] = {}
         self._netrc: netrc.netrc | bool | None = False
+        self._proxy_for: dict[tuple[str, str], str | None] = {}
 
     def _manager_for(self, url: str) -> Any:
         import urllib.request
@@ -120,8 +121,12 @@ class Fetcher:
         urllib3 = self._urllib3
         host = urlsplit(url).hostname or ""
         scheme = urlsplit(url).scheme
-        proxies = urllib.request.getproxies()
-        proxy = None if urllib.request.proxy_bypass(host) else proxies.get(scheme)
+        # decided once per host: getproxies() and proxy_bypass() walk the whole environment
+        route = (host, scheme)
+        if route not in self._proxy_for:
+            bypass = urllib.request.proxy_bypass(host)
+            self._proxy_for[route] = None if bypass else urllib.request.getproxies().get(scheme)
+        proxy = self._proxy_for[route]
         key = (proxy or "", scheme == "https")
         kw = dict(self._pool_kw)
         if scheme == "https":

@@ -43,11 +43,9 @@ def _ask(python: str | None, cache_dir: str, out: dict[str, Any]) -> None:
     from pathlib import Path
 
     try:
-        from .target import query_target
-        from .venv import find_python
+        from .venv import find_python_and_target
 
-        interpreter = find_python(python, Path(cache_dir))
-        out["answer"] = (interpreter, query_target(interpreter, Path(cache_dir)))
+        out["answer"] = find_python_and_target(python, Path(cache_dir))
     except BaseException as e:  # given to the thread that takes the answer
         out["error"] = e
 

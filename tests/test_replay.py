@@ -134,16 +134,16 @@ def test_the_fast_paths_import_only_the_light_stdlib(demo: Path, tmp_path: Path,
 
 
 def test_a_big_replay_in_two_threads_makes_the_same_venv(demo: Path, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Above replay._SPLIT_AT directories and links, two threads make them (depth by depth for
+    """Above fs.SPLIT_AT directories and links, two threads make them (depth by depth for
     directories); the venv is the same, and a failing link leaves nothing behind."""
-    from envmat import replay
+    from envmat import fs, replay
     from envmat.fastpath import noop_options
 
     venv = tmp_path / "venv"
     assert sync_in_process("sync", demo, "--venv", venv)[:2] == (0, True)
     reference = tree_snapshot(venv)
     shutil.rmtree(venv)
-    monkeypatch.setattr(replay, "_SPLIT_AT", 0)
+    monkeypatch.setattr(fs, "SPLIT_AT", 0)
     made = replay.try_replay(str(demo), str(venv), None, str(cache_dir), noop_options(), "auto")
     assert made is not None and tree_snapshot(venv) == reference
     assert run_envmat("check", "--venv", venv, demo).returncode == 0

@@ -52,3 +52,38 @@ def test_find_python_by_version_and_path() -> None:
         if found is not None:
             assert found.name.startswith("python")
             assert find_python(str(found)) == found
+
+
+@pytest.mark.parametrize("which", ["executable", "_base_executable"])
+def test_venv_module_run_in_process_makes_what_the_interpreter_makes(which: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """For envmat's own interpreter (or the base it was made from) the venv module runs in
+    envmat's process; the venv is byte for byte what ``python -m venv --without-pip`` makes."""
+    import sys
+
+    from envmat import venv as venv_mod
+
+    python = Path(getattr(sys, which))
+    venv = tmp_path / "my venv"
+    subprocess.run([python, "-m", "venv", "--without-pip", venv], check=True)
+    reference = listing(venv)
+    shutil.rmtree(venv)
+
+    def no_subprocess(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the venv module should run in this process")
+
+    monkeypatch.setattr(subprocess, "run", no_subprocess)
+    venv_mod._run_venv_module(venv, python)
+    assert listing(venv) == reference
+    monkeypatch.undo()
+    out = subprocess.run([venv / "bin/python", "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(venv)
+
+
+def test_another_interpreter_still_runs_its_own_venv_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from envmat import venv as venv_mod
+
+    assert not venv_mod._runs_here(tmp_path / "python")
+    monkeypatch.setenv("PYTHONHOME", "/nonexistent")
+    import sys
+
+    assert not venv_mod._runs_here(Path(sys.executable))
