@@ -197,7 +197,7 @@ class Cache:
                 todo.append((i, d))
         if todo:
             errors: list[EnvmatError] = []
-            from concurrent.futures import ThreadPoolExecutor
+            from concurrent.futures import Future, ThreadPoolExecutor
 
             # the biggest first: the last download to finish should be a small one
             todo.sort(key=lambda t: -(t[1].wheel.size or 0) if t[1].wheel else 0)
@@ -208,8 +208,19 @@ class Cache:
                 with ThreadPoolExecutor(max_workers=max(1, min(self.jobs, len(todo)))) as fetchers:
 
                     def fill(dist: LockedDist) -> Future[CachedWheel]:
-                        source, downloaded = self._fetch(dist)
+                        source, downloaded, streamed = self._fetch(dist)
                         assert dist.wheel is not None
+                        if streamed is not None:  # unpacked while it downloaded
+                            done: Future[CachedWheel] = Future()
+                            done.set_result(
+                                CachedWheel(
+                                    dist=dist,
+                                    index=streamed,
+                                    root=self.unpacked_dir(cache_key(dist.wheel)),
+                                    downloaded=downloaded,
+                                )
+                            )
+                            return done
                         return unpackers.submit(
                             -(dist.wheel.size or 0), self._unpacked, dist, source, downloaded
                         )
@@ -236,13 +247,14 @@ class Cache:
             self._prepared[cache_key(r.dist.wheel)] = r
         return done
 
-    def _fetch(self, dist: LockedDist) -> tuple[Path, int]:
-        """The verified wheel of ``dist`` (downloaded when not in the cache), and the bytes
-        downloaded for it."""
+    def _fetch(self, dist: LockedDist) -> tuple[Path, int, WheelIndex | None]:
+        """The verified wheel of ``dist`` (downloaded when not in the cache), the bytes
+        downloaded for it, and its index when it was unpacked into the cache as it came."""
         ref = dist.wheel
         assert ref is not None
         key = cache_key(ref)
         downloaded = 0
+        streamed = None
         archive = self.archive_path(key)
         if ref.path is not None and (ref.url is None or os.path.isfile(ref.path)):
             source = Path(ref.path)
@@ -258,13 +270,13 @@ class Cache:
         elif archive.is_file():
             source = archive
         elif ref.url is not None:
-            source = self._download(ref, archive)
+            source, streamed = self._download(ref, archive, key)
             downloaded = ref.size or source.stat().st_size
         else:
             raise EnvmatError(
                 f"{dist.name} has neither a path nor a url in the lock", context=[dist.key_path]
             )
-        return source, downloaded
+        return source, downloaded, streamed
 
     def _unpacked(self, dist: LockedDist, source: Path, downloaded: int) -> CachedWheel:
         assert dist.wheel is not None
@@ -274,8 +286,11 @@ class Cache:
             dist=dist, index=index, root=self.unpacked_dir(key), downloaded=downloaded
         )
 
-    def _download(self, ref: FileRef, archive: Path) -> Path:
+    def _download(self, ref: FileRef, archive: Path, key: str) -> tuple[Path, WheelIndex | None]:
+        """Download ``ref`` into ``archive``; its index too when it was unpacked into the cache
+        while it downloaded (wheelstream.py: proven against the whole archive, or discarded)."""
         from .fetch import Fetcher
+        from .wheelstream import StreamUnpacker, finish
 
         if self.offline:
             raise EnvmatError(f"--offline: {ref.filename} is not in the cache")
@@ -286,6 +301,12 @@ class Cache:
         # one temporary file beside the entry (a temporary directory would cost two more
         # inode operations per wheel, the dearest thing a cold cache does)
         tmp = self._work_dir("archives-v1")
+        streams = [StreamUnpacker(str(self._work_dir("unpacked-v1")))]
+
+        def again() -> None:  # a broken-off download starts over, and so does its unpacking
+            streams[0].discard()
+            streams[0] = StreamUnpacker(str(self._work_dir("unpacked-v1")))
+
         try:
             self.progress.download_started(ref.filename, ref.size)
             try:
@@ -295,33 +316,38 @@ class Cache:
                     size=ref.size,
                     hashes=ref.hashes,
                     on_bytes=lambda n: self.progress.download_advanced(ref.filename, n),
+                    on_chunk=lambda chunk: streams[0].feed(chunk),
+                    on_retry=again,
                 )
             finally:
                 self.progress.download_finished(ref.filename)
             # only verified bytes enter the cache (DESIGN.md §3)
             os.replace(tmp, archive)
+        except BaseException:
+            streams[0].discard()
+            raise
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-        return archive
+        stream = streams[0]
+        index = finish(stream, str(archive), ref.filename)
+        if index is not None:
+            try:
+                index = self._commit(Path(stream.dest), key, index)
+            except OSError:
+                index = None  # unpacked again from the archive, which reports the cause
+            finally:
+                stream.discard()  # (a no-op once the entry was renamed into place)
+        return archive, index
 
     def _unpack(self, wheel: Path, key: str, filename: str) -> WheelIndex:
-        final = self.unpacked_dir(key)
         existing = self.cached_index(key)
         if existing is not None:
             return existing
         work = self._work_dir("unpacked-v1")
         try:
             index = unpack_wheel(wheel, work, filename)  # with each file's mtime (stamps)
-            (work / "index.json").write_text(json.dumps(index.to_json(), separators=(",", ":")))
-            try:
-                os.rename(work, final)
-            except OSError:
-                # another process won the race, or a torn entry without index.json sits there
-                if self.cached_index(key) is not None:
-                    return self.cached_index(key)  # type: ignore[return-value]
-                shutil.rmtree(final, ignore_errors=True)
-                os.rename(work, final)
+            index = self._commit(work, key, index)
         except OSError as e:
             raise EnvmatError(
                 f"cannot unpack {filename} into the cache {self.root}: {e.strerror or e}",
@@ -330,6 +356,23 @@ class Cache:
         finally:
             if work.exists():
                 shutil.rmtree(work, ignore_errors=True)
+        return index
+
+    def _commit(self, work: Path, key: str, index: WheelIndex) -> WheelIndex:
+        """Move an unpacked ``work`` directory into place as ``key``'s entry (index.json
+        first: an entry without one is torn); the entry already there when another process
+        made it first."""
+        final = self.unpacked_dir(key)
+        (work / "index.json").write_text(json.dumps(index.to_json(), separators=(",", ":")))
+        try:
+            os.rename(work, final)
+        except OSError:
+            # another process won the race, or a torn entry without index.json sits there
+            existing = self.cached_index(key)
+            if existing is not None:
+                return existing
+            shutil.rmtree(final, ignore_errors=True)
+            os.rename(work, final)
         return index
 
 

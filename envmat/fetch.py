@@ -164,8 +164,14 @@ class Fetcher:
         size: int | None,
         hashes: Mapping[str, str],
         on_bytes: Callable[[int], None] | None = None,
+        on_chunk: Callable[[bytes], None] | None = None,
+        on_retry: Callable[[], None] | None = None,
     ) -> None:
-        """Stream ``url`` into ``dest``, checking size and every supported hash as bytes arrive."""
+        """Stream ``url`` into ``dest``, checking size and every supported hash as bytes arrive.
+
+        ``on_chunk`` sees every chunk as it is written (before the hashes are known: it must
+        not trust them yet); ``on_retry`` is called before a broken-off download starts again.
+        """
         urllib3 = self._urllib3
         parts = urlsplit(url)
         clean = urlunsplit(
@@ -182,8 +188,10 @@ class Fetcher:
         headers = self._auth_headers(url)
         delay = 0.25
         for attempt in range(1, _ATTEMPTS + 1):
+            if attempt > 1 and on_retry is not None:
+                on_retry()
             try:
-                self._download_once(clean, url, dest, size, hashes, headers, on_bytes)
+                self._download_once(clean, url, dest, size, hashes, headers, on_bytes, on_chunk)
                 return
             except (
                 urllib3.exceptions.ProtocolError,
@@ -226,6 +234,7 @@ class Fetcher:
         hashes: Mapping[str, str],
         headers: dict[str, str],
         on_bytes: Callable[[int], None] | None = None,
+        on_chunk: Callable[[bytes], None] | None = None,
     ) -> None:
         mgr = self._manager_for(clean)
         resp = mgr.request(
@@ -261,6 +270,8 @@ class Fetcher:
                     for d in digests.values():
                         d.update(chunk)
                     out.write(chunk)
+                    if on_chunk is not None:
+                        on_chunk(chunk)
                     if on_bytes is not None:
                         on_bytes(len(chunk))
         finally:

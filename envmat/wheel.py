@@ -12,14 +12,14 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 
 from .errors import EnvmatError
-from .record import parse_record, record_hash_to_hex
+from .record import RecordEntry, parse_record, record_hash_to_hex
 from .scripts import safe_script_name
 
 if TYPE_CHECKING:
@@ -473,21 +473,51 @@ def unpack_wheel(wheel_path: Path, dest: Path, filename: str | None = None) -> W
             archive.close()
 
 
-def _unpack(
-    archive: _Archive,
-    zf: zipfile.ZipFile,
-    all_infos: list[zipfile.ZipInfo],
-    dest: Path,
-    filename: str,
-) -> WheelIndex:
+@frozen
+class _Metadata:
+    """What a wheel's dist-info says that unpacking needs (read and checked first)."""
+
+    dist_info: str
+    data_dir: str
+    root_scheme: str
+    record: dict[str, RecordEntry]
+    entry_points: dict[str, dict[str, str]]
+    name: str
+    version: str
+
+    def placer(self, wheel: str) -> Callable[[str], tuple[str, str] | None]:
+        """Where each member goes: ``place(name)`` is (scheme, path in it), or None for the
+        files the installer writes itself; an unsafe path or unknown scheme is an error."""
+        dist_info, data_dir, root_scheme = self.dist_info, self.data_dir, self.root_scheme
+
+        def place(name: str) -> tuple[str, str] | None:
+            rel = safe_relpath(name)
+            if rel is None:
+                raise wheel_error(wheel, f"unsafe path {name!r} (absolute, '..' or backslash)")
+            top, _, rest = rel.partition("/")
+            if top == dist_info and rest in _GENERATED_DIST_INFO:
+                return None
+            if top == data_dir:
+                scheme, _, spath = rest.partition("/")
+                if scheme not in SCHEMES or not spath:
+                    raise wheel_error(wheel, f"{name!r} is not in a known .data scheme {SCHEMES}")
+                return scheme, spath
+            return root_scheme, rel
+
+        return place
+
+
+def _read_metadata(
+    archive: _Archive, zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], filename: str
+) -> _Metadata:
+    """The dist-info's WHEEL, RECORD, METADATA and entry points of the (non-directory)
+    members ``infos``, each checked; an EnvmatError names what is wrong."""
     import configparser
     from email.parser import HeaderParser
 
     wheel = archive.wheel
-    infos = [i for i in all_infos if not i.is_dir()]
     names = [i.filename for i in infos]
     dist_info = _find_dist_info(names, filename)
-    data_dir = dist_info[: -len(".dist-info")] + ".data"
     try:
         # getinfo's KeyError names the missing member; the last of duplicates wins, as in zipfile
         meta = HeaderParser().parsestr(
@@ -526,8 +556,58 @@ def _unpack(
             for script in scripts:
                 if not safe_script_name(script):
                     raise wheel_error(wheel, f"entry_points.txt names an unsafe script {script!r}")
+    from packaging.utils import parse_wheel_filename
 
-    root_scheme = "purelib" if root_is_purelib else "platlib"
+    return _Metadata(
+        dist_info=dist_info,
+        data_dir=dist_info[: -len(".dist-info")] + ".data",
+        root_scheme="purelib" if root_is_purelib else "platlib",
+        record=record,
+        entry_points=entry_points,
+        name=(metadata.get("Name") or "").strip() or parse_wheel_filename(filename)[0],
+        version=(metadata.get("Version") or "").strip() or str(parse_wheel_filename(filename)[1]),
+    )
+
+
+def _index(
+    meta: _Metadata,
+    files: list[WheelFile],
+    stamps: list[int],
+    problems: list[str],
+    filename: str,
+    wheel: str,
+) -> WheelIndex:
+    if problems:
+        raise EnvmatError(
+            f"invalid wheel {filename}: its files do not match its RECORD",
+            context=[f"file: {wheel}"],
+            details=problems[:20]
+            + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else []),
+            hint="the wheel was modified after it was built; rebuild it or lock another version",
+        )
+    return WheelIndex(
+        name=meta.name,
+        version=meta.version,
+        dist_info=meta.dist_info,
+        root_is_purelib=meta.root_scheme == "purelib",
+        files=tuple(files),
+        console_scripts=meta.entry_points.get("console_scripts", {}),
+        gui_scripts=meta.entry_points.get("gui_scripts", {}),
+        stamps=tuple(stamps),
+    )
+
+
+def _unpack(
+    archive: _Archive,
+    zf: zipfile.ZipFile,
+    all_infos: list[zipfile.ZipInfo],
+    dest: Path,
+    filename: str,
+) -> WheelIndex:
+    wheel = archive.wheel
+    infos = [i for i in all_infos if not i.is_dir()]
+    meta = _read_metadata(archive, zf, infos, filename)
+    place = meta.placer(wheel)
     files: list[WheelFile] = []
     stamps: list[int] = []
     problems: list[str] = []
@@ -537,7 +617,7 @@ def _unpack(
     targets: set[str] = set()
     # Names used once per member, bound locally: a global or attribute lookup per member is a
     # measurable part of unpacking thousands of small files.
-    record_get = record.get
+    record_get = meta.record.get
     sha256 = hashlib.sha256
     new_hash = hashlib.new
     guaranteed = hashlib.algorithms_guaranteed
@@ -554,18 +634,10 @@ def _unpack(
     open_flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     for info in infos:
         name = info.filename
-        rel = safe_relpath(name)
-        if rel is None:
-            raise wheel_error(wheel, f"unsafe path {name!r} (absolute, '..' or backslash)")
-        top, _, rest = rel.partition("/")
-        if top == dist_info and rest in _GENERATED_DIST_INFO:
+        placed = place(name)
+        if placed is None:
             continue
-        if top == data_dir:
-            scheme, _, spath = rest.partition("/")
-            if scheme not in SCHEMES or not spath:
-                raise wheel_error(wheel, f"{name!r} is not in a known .data scheme {SCHEMES}")
-        else:
-            scheme, spath = root_scheme, rel
+        scheme, spath = placed
         entry = record_get(name)
         if entry is None or not entry.hash:
             problems.append(f"{name} is not in RECORD with a hash")
@@ -633,23 +705,4 @@ def _unpack(
             )
         )
         stamps.append(st.st_mtime_ns)
-    if problems:
-        raise EnvmatError(
-            f"invalid wheel {filename}: its files do not match its RECORD",
-            context=[f"file: {wheel}"],
-            details=problems[:20]
-            + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else []),
-            hint="the wheel was modified after it was built; rebuild it or lock another version",
-        )
-    from packaging.utils import parse_wheel_filename
-
-    return WheelIndex(
-        name=(metadata.get("Name") or "").strip() or parse_wheel_filename(filename)[0],
-        version=(metadata.get("Version") or "").strip() or str(parse_wheel_filename(filename)[1]),
-        dist_info=dist_info,
-        root_is_purelib=root_is_purelib,
-        files=tuple(files),
-        console_scripts=entry_points.get("console_scripts", {}),
-        gui_scripts=entry_points.get("gui_scripts", {}),
-        stamps=tuple(stamps),
-    )
+    return _index(meta, files, stamps, problems, filename, wheel)

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from envmat import wheel
 from envmat.errors import EnvmatError
 from envmat.wheel import _CHUNK, _IN_CHUNK, unpack_wheel
+from envmat.wheelstream import StreamUnpacker, finish
 
 MakeWheel = Callable[..., Path]
 
@@ -231,6 +232,13 @@ def refused(whl: Path, out: Path) -> str:
     with pytest.raises(EnvmatError) as ei:
         unpack_wheel(whl, out)
     assert ei.value.message.startswith(f"invalid wheel {whl.name}: ")
+    # unpacking while downloading never accepts what unpack_wheel refuses (wheelstream.py)
+    streamed = StreamUnpacker(str(out.with_name(out.name + "-streamed")))
+    data = whl.read_bytes()
+    for i in range(0, len(data), 1000):
+        streamed.feed(data[i : i + 1000])
+    assert finish(streamed, str(whl), whl.name) is None
+    assert not Path(streamed.dest).exists()
     return ei.value.message
 
 
