@@ -77,6 +77,7 @@ class _Engine:
         self.link_mode = link_mode
         self.offline = offline
         self.jobs = jobs or _default_jobs()
+        self.downloads = jobs  # None: the cache's default (cache._DOWNLOADS)
         self.lock_timeout = lock_timeout
         self.strict = strict
         self.timeout = timeout
@@ -376,6 +377,7 @@ class _Engine:
             self.cache_dir,
             offline=self.offline,
             jobs=self.jobs,
+            downloads=self.downloads,
             timeout=self.timeout,
             progress=self.progress,
         )

@@ -43,6 +43,9 @@ log = Logger(__name__)
 _SUPPORTED = ("sha256", "sha512", "sha384", "sha3_256", "blake2b", "sha224")
 
 
+_DOWNLOADS = 4  # the default number of downloads at once (``--jobs`` sets it)
+
+
 def cache_key(ref: FileRef) -> str:
     for algo in _SUPPORTED:
         if algo in ref.hashes:
@@ -69,6 +72,7 @@ class Cache:
         *,
         offline: bool = False,
         jobs: int = 8,
+        downloads: int | None = None,
         timeout: float = 30.0,
         progress: Progress | None = None,
     ) -> None:
@@ -77,6 +81,10 @@ class Cache:
         self.root = root
         self.offline = offline
         self.jobs = jobs
+        #: downloads at once: each one also unpacks as it goes (wheelstream.py), which is Python
+        #: work under one GIL whatever the core count; past a few, more threads only trade places
+        #: on it (measured: 8 were 15% slower than 2-4 on a fast mirror, see benchmarks/README.md)
+        self.downloads = downloads or min(jobs, _DOWNLOADS)
         self.timeout = timeout
         self._fetcher: object | None = None
 
@@ -205,7 +213,9 @@ class Cache:
             # that no download waits behind an unpack
             unpackers = _Unpackers(max(1, min(self.jobs, os.cpu_count() or 1)))
             try:
-                with ThreadPoolExecutor(max_workers=max(1, min(self.jobs, len(todo)))) as fetchers:
+                with ThreadPoolExecutor(
+                    max_workers=max(1, min(self.downloads, len(todo)))
+                ) as fetchers:
 
                     def fill(dist: LockedDist) -> Future[CachedWheel]:
                         source, downloaded, streamed = self._fetch(dist)

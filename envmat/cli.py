@@ -116,7 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="reinstall distributions whose files were modified or deleted",
     )
-    s.add_argument("--jobs", type=int, default=None, help="parallel downloads and file operations")
+    s.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="parallel downloads and file operations (default: 4 downloads, 4 file operations per core)",
+    )
     s.add_argument(
         "--timeout", type=float, default=30.0, metavar="SECONDS", help="network timeout per request"
     )
@@ -226,12 +231,22 @@ def _spare_the_collector() -> None:
 
 
 def _sync(args: argparse.Namespace, notify: Any) -> int:
+    from .cachedir import cache_root, lock_seen
+
+    cache_dir = args.cache_dir or cache_root()
     if not os.path.lexists(args.venv):
-        from .cachedir import cache_root
         from .prefetch import start
 
         # a new venv: its interpreter is found and asked while the engine is imported
-        start(args.python, args.cache_dir or cache_root())
+        start(args.python, cache_dir)
+    if args.command == "sync" and not (
+        args.offline or args.dry_run or lock_seen(cache_dir, args.lock)
+    ):
+        from .fetch import start_tls_setup
+
+        # a lock not seen before probably means downloads: urllib3 and the CA bundle load
+        # meanwhile (the CA bundle in C, beside the engine's imports)
+        start_tls_setup()
     from .api import sync
     from .report import change_lines, summary_line
 

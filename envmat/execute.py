@@ -72,9 +72,10 @@ class _Workers:
             fn(items)
             return
         if self.pool is None:
-            import concurrent.futures
+            # `from` form: safe when another thread is importing it too (see fetch._manager_for)
+            from concurrent.futures import ThreadPoolExecutor
 
-            self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.jobs)
+            self.pool = ThreadPoolExecutor(max_workers=self.jobs)
         futures = [self.pool.submit(fn, b) for b in _batches(items)]
         for f in futures:
             # the first error ends the wait; apply() stops the other workers before undoing anything

@@ -116,7 +116,9 @@ class Fetcher:
         self._proxy_for: dict[tuple[str, str], str | None] = {}
 
     def _manager_for(self, url: str) -> Any:
-        import urllib.request
+        # `from` form: download threads run this at once, and `import urllib.request` can hand
+        # one of them the parent package before `urllib.request` is set on it (AttributeError)
+        from urllib.request import getproxies, proxy_bypass
 
         urllib3 = self._urllib3
         host = urlsplit(url).hostname or ""
@@ -124,8 +126,8 @@ class Fetcher:
         # decided once per host: getproxies() and proxy_bypass() walk the whole environment
         route = (host, scheme)
         if route not in self._proxy_for:
-            bypass = urllib.request.proxy_bypass(host)
-            self._proxy_for[route] = None if bypass else urllib.request.getproxies().get(scheme)
+            bypass = proxy_bypass(host)
+            self._proxy_for[route] = None if bypass else getproxies().get(scheme)
         proxy = self._proxy_for[route]
         key = (proxy or "", scheme == "https")
         kw = dict(self._pool_kw)

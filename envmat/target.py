@@ -6,7 +6,6 @@ and is cached on disk keyed by the interpreter's path, size and mtime.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -18,61 +17,6 @@ from attrs import field, frozen
 
 from .cachedir import write_entry
 from .errors import EnvmatError
-
-# Bumped whenever the query's output changes shape, so old cache entries are ignored.
-_QUERY_VERSION = 4
-
-# Runs inside the target interpreter (any CPython 3.8+), stdlib only: packaging itself may not
-# import there. It reports the marker environment (PEP 508 "Environment Markers", computed as
-# packaging.markers.default_environment does) and the raw facts wheel tags are derived from.
-_QUERY = r"""
-import json, os, platform, sys, sysconfig
-def fmt(info):
-    v = "{0.major}.{0.minor}.{0.micro}".format(info)
-    if info.releaselevel != "final":
-        v += info.releaselevel[0] + str(info.serial)
-    return v
-env = {
-    "implementation_name": sys.implementation.name,
-    "implementation_version": fmt(sys.implementation.version),
-    "os_name": os.name,
-    "platform_machine": platform.machine(),
-    "platform_release": platform.release(),
-    "platform_system": platform.system(),
-    "platform_version": platform.version(),
-    "python_full_version": platform.python_version(),
-    "platform_python_implementation": platform.python_implementation(),
-    "python_version": ".".join(platform.python_version_tuple()[:2]),
-    "sys_platform": sys.platform,
-}
-if hasattr(sysconfig, "get_preferred_scheme"):
-    paths = sysconfig.get_paths(scheme=sysconfig.get_preferred_scheme("prefix"))
-else:
-    paths = sysconfig.get_paths()
-import importlib.machinery as m
-cv = sysconfig.get_config_var
-# where a venv made from this interpreter puts things (the venv module's own computation)
-ph = "/@ENVMAT_VENV@"
-vscheme = "venv" if "venv" in sysconfig.get_scheme_names() else ("nt" if os.name == "nt" else "posix_prefix")
-vpaths = sysconfig.get_paths(scheme=vscheme, vars={"base": ph, "platbase": ph, "installed_base": ph, "installed_platbase": ph})
-print(json.dumps({
-    "executable": sys.executable,
-    "prefix": sys.prefix,
-    "version": list(sys.version_info[:3]),
-    "implementation": sys.implementation.name,
-    "environment": env,
-    "platform": sysconfig.get_platform(),
-    "mac_ver": platform.mac_ver()[0],
-    "is_32bit": sys.maxsize <= 2**32,
-    "py_debug": cv("Py_DEBUG"),
-    "gil_disabled": bool(cv("Py_GIL_DISABLED")),
-    "has_refcount": hasattr(sys, "gettotalrefcount"),
-    "debug_ext": "_d.pyd" in m.EXTENSION_SUFFIXES,
-    "soabi": cv("SOABI"),
-    "paths": {k: paths[k] for k in ("purelib", "platlib", "scripts", "include", "data")},
-    "venv_paths": {k: vpaths[k] for k in ("purelib", "platlib", "scripts", "data")},
-}))
-"""
 
 
 def _norm(s: str) -> str:
@@ -206,49 +150,37 @@ class Target:
         )
 
 
-def _packaging_root() -> str:
-    import packaging
-
-    return str(Path(packaging.__file__).resolve().parent.parent)
-
-
-def _cache_key(python: Path) -> str:
-    st = python.resolve().stat()
-    raw = f"{_QUERY_VERSION}|{python}|{python.resolve()}|{st.st_size}|{st.st_mtime_ns}|{_packaging_root()}"
-    return hashlib.sha256(raw.encode()).hexdigest()[:32]
-
-
 def query_target(python: Path, cache_dir: Path | None) -> Target:
     """Ask ``python`` (a venv's interpreter) for its target description, using the cache when fresh."""
+    from . import targetquery
+
     try:
-        key = _cache_key(python)
+        key = targetquery.cache_key(str(python))
     except OSError as e:
         raise EnvmatError(
             f"cannot run the interpreter {python}: {e.strerror}",
             hint="the venv's interpreter is missing or broken; remove the venv and sync again",
         ) from None
-    cached = cache_dir / "interpreters" / f"{key}.json" if cache_dir else None
+    cached = cache_dir / targetquery.ANSWERS / f"{key}.json" if cache_dir else None
     if cached is not None:
         try:
             return Target.from_json(json.loads(cached.read_bytes()))
         except (OSError, ValueError, KeyError, TypeError):
             pass
-    import subprocess
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    proc = subprocess.run(
-        [str(python), "-I", "-S", "-c", _QUERY],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    if proc.returncode != 0:
+    try:
+        returncode, stdout, stderr = targetquery.run(str(python))
+    except OSError as e:
+        raise EnvmatError(
+            f"cannot run the interpreter {python}: {e.strerror}",
+            hint="pass --python with a working interpreter (a version such as 3.12, or a path)",
+        ) from None
+    if returncode != 0:
         raise EnvmatError(
             f"the interpreter {python} failed when asked for its tags and paths",
-            details=[line for line in proc.stderr.strip().splitlines()[-3:]],
+            details=[line for line in stderr.strip().splitlines()[-3:]],
             hint="envmat targets CPython 3.8 or newer; check that the interpreter runs",
         )
-    data = json.loads(proc.stdout)
+    data = json.loads(stdout)
     data["tags"] = compute_tags(data)
     if tuple(data["version"][:2]) < (3, 8):
         raise EnvmatError(

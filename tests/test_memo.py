@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_envmat
 from tests.wheelmaker import package_entry, wheel_entry, write_pylock
 
@@ -122,16 +124,19 @@ def test_selections_that_cannot_be_stored_are_recomputed(make_wheel: MakeWheel, 
     assert (cache_dir / "selections-v1").read_text() == "in the way"
 
 
-def test_a_warm_fresh_sync_imports_nothing_heavy(make_wheel: MakeWheel, tmp_path: Path, cache_dir: Path) -> None:
+@pytest.mark.parametrize("offline", [True, False], ids=["offline", "online"])
+def test_a_warm_fresh_sync_imports_nothing_heavy(make_wheel: MakeWheel, tmp_path: Path, cache_dir: Path, offline: bool) -> None:
     """With the wheels unpacked and the selection remembered, a new venv is made without the
     TOML parser, packaging, logging, thread pools or the HTTP client (their imports cost more
-    than the install itself on a small lock)."""
+    than the install itself on a small lock); without --offline too, since a lock seen before
+    does not start the HTTP client ahead (cli.py)."""
     lock = split_lock(tmp_path, make_wheel)
     run_ok("sync", lock, "--venv", tmp_path / "first")
     shutil.rmtree(cache_dir / "replays-v2")
+    flags = ["-q", "--offline"] if offline else ["-q"]
     code = (
         "import sys, envmat.cli\n"
-        f"rc = envmat.cli.main(['sync', {str(lock)!r}, '--venv', {str(tmp_path / 'second')!r}, '-q', '--offline'])\n"
+        f"rc = envmat.cli.main(['sync', {str(lock)!r}, '--venv', {str(tmp_path / 'second')!r}, *{flags!r}])\n"
         "heavy = ('tomllib', 'tomli', 'logging', 'concurrent.futures', 'urllib3', 'filelock', 'subprocess')\n"
         "found = [m for m in sys.modules if m in heavy or m.startswith('packaging.')]\n"  # bare `packaging` is its version string
         "print(rc, sorted(found))\n"

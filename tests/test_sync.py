@@ -244,3 +244,39 @@ def test_lock_warnings_are_shown_once_and_strict_refuses(make_wheel: MakeWheel, 
     assert proc.stderr.count("unknown key") == 1 and "did you mean 'marker'" in proc.stderr
     proc = run_envmat("sync", lock, "--venv", tmp_path / "v2", "--strict")
     assert proc.returncode == 1 and "markr" in proc.stderr and not (tmp_path / "v2").exists()
+
+
+@pytest.mark.parametrize(("jobs", "most"), [(None, 4), (6, 6)], ids=["default", "jobs-6"])
+def test_downloads_at_once(make_wheel: MakeWheel, tmp_path: Path, http_server, cache_dir: Path, jobs: int | None, most: int, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Four downloads at once by default (each also unpacks its wheel as it arrives, Python work
+    under one GIL: more only trade places on it); ``--jobs`` sets the number."""
+    import threading
+
+    from tests.httpserver import _Handler
+
+    lock_, now = threading.Lock(), [0, 0]  # in flight, most in flight
+    handle = _Handler._handle
+
+    def counted(self: _Handler, *, send_body: bool) -> None:
+        with lock_:
+            now[0] += 1
+            now[1] = max(now)
+        try:
+            handle(self, send_body=send_body)
+        finally:
+            with lock_:
+                now[0] -= 1
+
+    monkeypatch.setattr(_Handler, "_handle", counted)
+    pkgs = []
+    for i in range(8):
+        whl = make_wheel(f"par{i}", "1.0", files={f"par{i}/__init__.py": f"N = {i}\n"})
+        shutil.copy(whl, http_server.root / whl.name)
+        http_server.set_fault(whl.name, "slow", seconds=0.4)  # long enough for every thread to be in flight
+        pkgs.append(package_entry(f"par{i}", "1.0", [wheel_entry(whl, url=http_server.url_for(whl.name))]))
+    lock = write_pylock(tmp_path / "pylock.toml", pkgs)
+    venv = tmp_path / "venv"
+    run_ok("sync", lock, "--venv", venv, *(["--jobs", str(jobs)] if jobs else []))
+    assert now == [0, most]
+    code = "import " + ", ".join(f"par{i}" for i in range(8)) + "; print(sum(m.N for m in (" + ", ".join(f"par{i}" for i in range(8)) + ")))"
+    assert subprocess.run([venv / "bin/python", "-c", code], capture_output=True, text=True, check=True).stdout == "28\n"

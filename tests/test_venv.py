@@ -87,3 +87,39 @@ def test_another_interpreter_still_runs_its_own_venv_module(tmp_path: Path, monk
     import sys
 
     assert not venv_mod._runs_here(Path(sys.executable))
+
+
+def test_a_query_started_ahead_is_the_one_answered(tmp_path: Path) -> None:
+    """prefetch.py starts a new venv's interpreter query before the engine is imported: the
+    target then comes from that very process, and equals a query made on the spot."""
+    import sys
+
+    from envmat import prefetch, targetquery
+    from envmat.target import query_target
+
+    python = str(Path(sys.executable))
+    prefetch._start_query("3.99", str(tmp_path))  # a version is found by probing first
+    assert targetquery._started == {}
+    prefetch._start_query(None, str(tmp_path))  # envmat's own interpreter, unknown to the cache
+    ahead = targetquery._started[python]
+    target = query_target(Path(python), tmp_path)
+    assert targetquery._started == {} and ahead.returncode == 0  # taken and waited for
+    assert target == query_target(Path(python), None)  # a fresh query answers the same
+    prefetch._start_query(None, str(tmp_path))  # the cache now has the answer: nothing starts
+    prefetch._start_query(python, str(tmp_path))
+    assert targetquery._started == {}
+
+
+def test_a_query_that_cannot_start_is_reported_by_the_engine(tmp_path: Path) -> None:
+    """A path that is not an executable: nothing starts ahead (or fails there); the engine's
+    own attempt says what is wrong, as without the prefetch."""
+    from envmat import prefetch, targetquery
+    from envmat.errors import EnvmatError
+    from envmat.venv import find_python_and_target
+
+    fake = tmp_path / "python"
+    fake.write_text("not a program\n")
+    prefetch._start_query(str(fake), str(tmp_path / "cache"))
+    assert targetquery._started == {}
+    with pytest.raises(EnvmatError, match="does not run"):
+        find_python_and_target(str(fake), tmp_path / "cache")
