@@ -43,27 +43,6 @@ def write_entry(path: str | os.PathLike[str], data: str | bytes) -> None:
         pass
 
 
-#: remembered selections (lock/memo.py), one directory per lock content
-SELECTIONS = "selections-v1"
-
-
-def lock_digest(raw: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(raw).hexdigest()[:40]
-
-
-def lock_seen(root: str, lock: str) -> bool:
-    """These lock bytes were read (and found valid) before with this cache: a sync from them
-    probably downloads nothing. False when the lock cannot be read (the engine says why)."""
-    try:
-        with open(lock, "rb") as f:
-            raw = f.read()
-    except OSError:
-        return False
-    return os.path.isdir(os.path.join(root, SELECTIONS, lock_digest(raw)))
-
-
 _CODE = os.path.dirname(os.path.realpath(__file__))
 
 

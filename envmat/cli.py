@@ -231,22 +231,12 @@ def _spare_the_collector() -> None:
 
 
 def _sync(args: argparse.Namespace, notify: Any) -> int:
-    from .cachedir import cache_root, lock_seen
-
-    cache_dir = args.cache_dir or cache_root()
     if not os.path.lexists(args.venv):
+        from .cachedir import cache_root
         from .prefetch import start
 
         # a new venv: its interpreter is found and asked while the engine is imported
-        start(args.python, cache_dir)
-    if args.command == "sync" and not (
-        args.offline or args.dry_run or lock_seen(cache_dir, args.lock)
-    ):
-        from .fetch import start_tls_setup
-
-        # a lock not seen before probably means downloads: urllib3 and the CA bundle load
-        # meanwhile (the CA bundle in C, beside the engine's imports)
-        start_tls_setup()
+        start(args.python, args.cache_dir or cache_root())
     from .api import sync
     from .report import change_lines, summary_line
 

@@ -129,7 +129,7 @@ def test_a_warm_fresh_sync_imports_nothing_heavy(make_wheel: MakeWheel, tmp_path
     """With the wheels unpacked and the selection remembered, a new venv is made without the
     TOML parser, packaging, logging, thread pools or the HTTP client (their imports cost more
     than the install itself on a small lock); without --offline too, since a lock seen before
-    does not start the HTTP client ahead (cli.py)."""
+    does not start the HTTP client ahead (api.py)."""
     lock = split_lock(tmp_path, make_wheel)
     run_ok("sync", lock, "--venv", tmp_path / "first")
     shutil.rmtree(cache_dir / "replays-v2")

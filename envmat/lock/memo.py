@@ -19,12 +19,15 @@ from typing import Any
 
 import attrs
 
-from ..cachedir import SELECTIONS, code_stamp, lock_digest, write_entry
+from ..cachedir import code_stamp, write_entry
 from ..target import Target
 from .model import FileRef, LockedDist, Selection
 
-_DIR = SELECTIONS
-__all__ = ["known", "lock_digest", "recall", "remember"]
+_DIR = "selections-v1"
+
+
+def lock_digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()[:40]
 
 
 def _path(cache_dir: Path, digest: str, lock: Path, target: Target, selection: Selection) -> Path:
