@@ -36,6 +36,8 @@ from .wheel import WheelIndex, unpack_wheel
 if TYPE_CHECKING:  # concurrent.futures only when something is fetched
     from concurrent.futures import Future
 
+    from .fillhelper import Helper
+
 T = TypeVar("T")
 
 log = Logger(__name__)
@@ -205,44 +207,16 @@ class Cache:
                 todo.append((i, d))
         if todo:
             errors: list[EnvmatError] = []
-            from concurrent.futures import Future, ThreadPoolExecutor
+            from . import fillhelper
 
             # the biggest first: the last download to finish should be a small one
             todo.sort(key=lambda t: -(t[1].wheel.size or 0) if t[1].wheel else 0)
-            # downloads wait on the network, unpacks on the CPU and the disk: separate pools, so
-            # that no download waits behind an unpack
-            unpackers = _Unpackers(max(1, min(self.jobs, os.cpu_count() or 1)))
-            try:
-                with ThreadPoolExecutor(
-                    max_workers=max(1, min(self.downloads, len(todo)))
-                ) as fetchers:
-
-                    def fill(dist: LockedDist) -> Future[CachedWheel]:
-                        source, downloaded, streamed = self._fetch(dist)
-                        assert dist.wheel is not None
-                        if streamed is not None:  # unpacked while it downloaded
-                            done: Future[CachedWheel] = Future()
-                            done.set_result(
-                                CachedWheel(
-                                    dist=dist,
-                                    index=streamed,
-                                    root=self.unpacked_dir(cache_key(dist.wheel)),
-                                    downloaded=downloaded,
-                                )
-                            )
-                            return done
-                        return unpackers.submit(
-                            -(dist.wheel.size or 0), self._unpacked, dist, source, downloaded
-                        )
-
-                    futures = [(i, fetchers.submit(fill, d)) for i, d in todo]
-                    for i, fut in futures:
-                        try:
-                            results[i] = fut.result().result()
-                        except EnvmatError as e:
-                            errors.append(e)
-            finally:
-                unpackers.shutdown()
+            filled = self._fill(todo, fillhelper.take(str(self.root)))
+            for i, _ in todo:
+                try:
+                    results[i] = filled[i].result()
+                except EnvmatError as e:
+                    errors.append(e)
             if len(errors) == 1:
                 raise errors[0]
             if errors:
@@ -256,6 +230,129 @@ class Cache:
             assert r.dist.wheel is not None
             self._prepared[cache_key(r.dist.wheel)] = r
         return done
+
+    def _fill(
+        self, todo: Sequence[tuple[int, LockedDist]], helper: Helper | None
+    ) -> dict[int, Future[CachedWheel]]:
+        """Fetch and unpack ``todo`` (biggest first): download threads, and the helper process
+        when there is one, take the next job from one queue; each job's entry or error."""
+        from collections import deque
+
+        queue = deque(todo)
+        qlock = threading.Lock()
+        filled: dict[int, Future[CachedWheel]] = {}
+
+        def next_job() -> tuple[int, LockedDist] | None:
+            with qlock:
+                return queue.popleft() if queue else None
+
+        def download() -> None:
+            job = next_job()
+            while job is not None:
+                filled[job[0]] = self._start(job[1], unpackers)
+                job = next_job()
+
+        # downloads wait on the network, unpacks on the CPU and the disk: separate pools, so
+        # that no download waits behind an unpack
+        unpackers = _Unpackers(max(1, min(self.jobs, os.cpu_count() or 1)))
+        threads = [
+            threading.Thread(target=download) for _ in range(max(1, min(self.downloads, len(todo))))
+        ]
+        if helper is not None:
+            threads.append(
+                threading.Thread(
+                    target=self._with_helper, args=(helper, next_job, filled, download)
+                )
+            )
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        finally:
+            with qlock:
+                queue.clear()  # an interrupted wait: the threads stop after their current file
+            unpackers.shutdown()
+        return filled
+
+    def _start(self, dist: LockedDist, unpackers: _Unpackers) -> Future[CachedWheel]:
+        """Fetch ``dist`` in this thread; its entry (or error) once unpacked."""
+        assert dist.wheel is not None
+        try:
+            source, downloaded, streamed = self._fetch(dist)
+        except Exception as e:  # the thread that collects the results raises it
+            return _failed(e)
+        if streamed is not None:  # unpacked while it downloaded
+            return _done(
+                CachedWheel(
+                    dist=dist,
+                    index=streamed,
+                    root=self.unpacked_dir(cache_key(dist.wheel)),
+                    downloaded=downloaded,
+                )
+            )
+        return unpackers.submit(-(dist.wheel.size or 0), self._unpacked, dist, source, downloaded)
+
+    def _with_helper(
+        self,
+        helper: Helper,
+        next_job: Callable[[], tuple[int, LockedDist] | None],
+        filled: dict[int, Future[CachedWheel]],
+        download: Callable[[], None],
+    ) -> None:
+        """Feed the helper process jobs from the queue once it is ready (fillhelper.py); what it
+        leaves unanswered, and the rest of the queue if it goes, are done in this thread."""
+        from .fillhelper import AT_ONCE, HelperGone, error_from
+
+        out: dict[int, LockedDist] = {}
+        try:
+            if helper.receive()["id"] != -1:  # ready: imports and TLS done
+                raise HelperGone
+            while True:
+                while len(out) < AT_ONCE:
+                    job = next_job()
+                    if job is None:
+                        break
+                    out[job[0]] = job[1]
+                    assert job[1].wheel is not None
+                    self.progress.download_started(job[1].wheel.filename, job[1].wheel.size)
+                    helper.send(*job)
+                if not out:
+                    break
+                reply = helper.receive()
+                dist = out.pop(reply["id"], None)
+                if dist is None:
+                    raise HelperGone  # an answer to nothing: stop trusting it
+                assert dist.wheel is not None
+                self.progress.download_finished(dist.wheel.filename)
+                key = cache_key(dist.wheel)
+                index = self.cached_index(key) if "downloaded" in reply else None
+                log.debug("%s: fetched by the helper process (%s)", dist.name, list(reply)[1])
+                if "error" in reply:
+                    filled[reply["id"]] = _failed(error_from(reply))
+                elif index is not None:
+                    root = self.unpacked_dir(key)
+                    downloaded = int(reply["downloaded"])
+                    filled[reply["id"]] = _done(
+                        CachedWheel(dist=dist, index=index, root=root, downloaded=downloaded)
+                    )
+                else:  # it crashed on this one, or the entry is not there: do it here
+                    out[reply["id"]] = dist
+                    break
+        except HelperGone:
+            log.debug("the helper process is gone; this one fetches what it left")
+        finally:
+            helper.close()
+        if out:
+            unpackers = _Unpackers(1)
+            try:
+                for i, dist in out.items():
+                    assert dist.wheel is not None
+                    self.progress.download_finished(dist.wheel.filename)
+                    filled[i] = self._start(dist, unpackers)
+            finally:
+                unpackers.shutdown()
+        download()  # whatever is still queued
 
     def _fetch(self, dist: LockedDist) -> tuple[Path, int, WheelIndex | None]:
         """The verified wheel of ``dist`` (downloaded when not in the cache), the bytes
@@ -384,6 +481,22 @@ class Cache:
             shutil.rmtree(final, ignore_errors=True)
             os.rename(work, final)
         return index
+
+
+def _done(value: CachedWheel) -> Future[CachedWheel]:
+    from concurrent.futures import Future
+
+    fut: Future[CachedWheel] = Future()
+    fut.set_result(value)
+    return fut
+
+
+def _failed(error: BaseException) -> Future[CachedWheel]:
+    from concurrent.futures import Future
+
+    fut: Future[CachedWheel] = Future()
+    fut.set_exception(error)
+    return fut
 
 
 class _Unpackers:

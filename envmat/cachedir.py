@@ -43,6 +43,30 @@ def write_entry(path: str | os.PathLike[str], data: str | bytes) -> None:
         pass
 
 
+#: remembered selections (lock/memo.py), one directory per lock content
+SELECTIONS = "selections-v1"
+
+
+def lock_digest(raw: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(raw).hexdigest()[:40]
+
+
+def many_new(root: str, lock: str, least: int) -> bool:
+    """The lock lists ``least`` packages or more, and the cache has not seen these bytes: a
+    sync from it probably downloads much. False when it cannot be read (the engine says why)."""
+    try:
+        with open(lock, "rb") as f:
+            raw = f.read()
+    except OSError:
+        return False
+    # a pylock's [[packages]], a uv.lock's [[package]]: counted, not parsed (no TOML yet)
+    if raw.count(b"[[packages]]") + raw.count(b"[[package]]") < least:
+        return False
+    return not os.path.isdir(os.path.join(root, SELECTIONS, lock_digest(raw)))
+
+
 _CODE = os.path.dirname(os.path.realpath(__file__))
 
 

@@ -15,19 +15,15 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 import attrs
 
-from ..cachedir import code_stamp, write_entry
+from ..cachedir import SELECTIONS, code_stamp, lock_digest, write_entry
 from ..target import Target
-from .model import FileRef, LockedDist, Selection
+from .model import LockedDist, Selection, dist_from_json, dist_to_json
 
-_DIR = "selections-v1"
-
-
-def lock_digest(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()[:40]
+_DIR = SELECTIONS
+__all__ = ["known", "lock_digest", "recall", "remember"]
 
 
 def _path(cache_dir: Path, digest: str, lock: Path, target: Target, selection: Selection) -> Path:
@@ -56,7 +52,7 @@ def recall(
 ) -> tuple[list[LockedDist], list[str]] | None:
     try:
         data = json.loads(_path(cache_dir, digest, lock, target, selection).read_bytes())
-        return [_dist(d) for d in data["dists"]], list(data["warnings"])
+        return [dist_from_json(d) for d in data["dists"]], list(data["warnings"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -70,39 +66,5 @@ def remember(
     dists: list[LockedDist],
     warnings: list[str],
 ) -> None:
-    data = json.dumps({"dists": [_dist_json(d) for d in dists], "warnings": warnings})
+    data = json.dumps({"dists": [dist_to_json(d) for d in dists], "warnings": warnings})
     write_entry(_path(cache_dir, digest, lock, target, selection), data)
-
-
-def _dist_json(d: LockedDist) -> dict[str, Any]:
-    w = d.wheel
-    return {
-        "name": d.name,
-        "version": d.version,
-        "kind": d.kind,
-        "key_path": d.key_path,
-        "direct_url": d.direct_url,
-        "source_desc": d.source_desc,
-        "wheel": None
-        if w is None
-        else {
-            "filename": w.filename,
-            "url": w.url,
-            "path": w.path,
-            "size": w.size,
-            "hashes": dict(w.hashes),
-        },
-    }
-
-
-def _dist(d: dict[str, Any]) -> LockedDist:
-    w = d["wheel"]
-    return LockedDist(
-        name=d["name"],
-        version=d["version"],
-        kind=d["kind"],
-        key_path=d["key_path"],
-        direct_url=d["direct_url"],
-        source_desc=d["source_desc"],
-        wheel=None if w is None else FileRef(**w),
-    )

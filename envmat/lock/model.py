@@ -61,3 +61,39 @@ class Selection:
     no_dev: bool = False
     no_install_project: bool = False
     strict: bool = False
+
+
+def dist_to_json(d: LockedDist) -> dict[str, Any]:
+    """``d`` as JSON-able data (the selection memo, the cache fill helper)."""
+    w = d.wheel
+    return {
+        "name": d.name,
+        "version": d.version,
+        "kind": d.kind,
+        "key_path": d.key_path,
+        "direct_url": d.direct_url,
+        "source_desc": d.source_desc,
+        "wheel": None
+        if w is None
+        else {
+            "filename": w.filename,
+            "url": w.url,
+            "path": w.path,
+            "size": w.size,
+            "hashes": dict(w.hashes),
+        },
+    }
+
+
+def dist_from_json(d: dict[str, Any]) -> LockedDist:
+    """The inverse of ``dist_to_json``."""
+    w = d["wheel"]
+    return LockedDist(
+        name=d["name"],
+        version=d["version"],
+        kind=d["kind"],
+        key_path=d["key_path"],
+        direct_url=d["direct_url"],
+        source_desc=d["source_desc"],
+        wheel=None if w is None else FileRef(**w),
+    )

@@ -1,0 +1,119 @@
+"""A cold sync of many wheels shares the work with a helper process (fillhelper.py): same
+venv, same errors, and a helper that dies only costs time."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_envmat
+from tests.httpserver import FaultServer
+from tests.wheelmaker import package_entry, wheel_entry, write_pylock
+
+MakeWheel = Callable[..., Path]
+HELPED = "fetched by the helper process"
+
+
+def served_lock(tmp_path: Path, make_wheel: MakeWheel, server: FaultServer, count: int, fault: str = "slow") -> Path:
+    """``count`` wheels behind the server, each slowed (or broken) by ``fault``, in one lock."""
+    pkgs = []
+    for i in range(count):
+        whl = make_wheel(f"hw{i:02d}", "1.0", files={f"hw{i:02d}/__init__.py": f"N = {i}\n"})
+        shutil.copy(whl, server.root / whl.name)
+        if fault == "slow":
+            server.set_fault(whl.name, "slow", seconds=0.3)  # the helper gets ready meanwhile
+        else:
+            server.set_fault(whl.name, fault, always=True)
+        pkgs.append(package_entry(f"hw{i:02d}", "1.0", [wheel_entry(whl, url=server.url_for(whl.name))]))
+    return write_pylock(tmp_path / "pylock.toml", pkgs)
+
+
+def imports_all(venv: Path, count: int) -> bool:
+    names = [f"hw{i:02d}" for i in range(count)]
+    code = f"import {', '.join(names)}; print(sum(m.N for m in ({', '.join(names)},)))"
+    out = subprocess.run([venv / "bin/python", "-c", code], capture_output=True, text=True, check=True).stdout
+    return out == f"{sum(range(count))}\n"
+
+
+@pytest.mark.parametrize(
+    ("count", "env", "helped"),
+    [(16, {}, True), (16, {"ENVMAT_FILL_HELPER": "0"}, False), (6, {}, False)],
+    ids=["many", "switched-off", "few"],
+)
+def test_a_cold_sync_of_many_wheels_shares_them_with_a_helper(
+    make_wheel: MakeWheel, tmp_path: Path, http_server: FaultServer, cache_dir: Path, count: int, env: dict[str, str], helped: bool
+) -> None:
+    lock = served_lock(tmp_path, make_wheel, http_server, count)
+    venv = tmp_path / "venv"
+    proc = run_envmat("sync", lock, "--venv", venv, "-vv", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert (HELPED in proc.stderr) is helped
+    assert imports_all(venv, count)
+    assert len(http_server.requests) == count  # each wheel fetched once, by one process or the other
+
+
+def test_a_helper_that_dies_leaves_its_jobs_to_this_process(
+    make_wheel: MakeWheel, tmp_path: Path, http_server: FaultServer, cache_dir: Path
+) -> None:
+    lock = served_lock(tmp_path, make_wheel, http_server, 16)
+    venv = tmp_path / "venv"
+    proc = run_envmat("sync", lock, "--venv", venv, "-vv", env={"ENVMAT_FAULT_HELPER_EXIT": "2"})
+    assert proc.returncode == 0, proc.stderr
+    assert "the helper process is gone" in proc.stderr
+    assert imports_all(venv, 16)
+    run_envmat("check", lock, "--venv", venv).check_returncode()
+
+
+def test_errors_met_by_the_helper_are_reported_as_the_engines_own(
+    make_wheel: MakeWheel, tmp_path: Path, http_server: FaultServer, cache_dir: Path
+) -> None:
+    lock = served_lock(tmp_path, make_wheel, http_server, 12, fault="wrong-bytes")
+    venv = tmp_path / "venv"
+    proc = run_envmat("sync", lock, "--venv", venv)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "error: 12 locked files could not be fetched" in proc.stderr
+    for i in range(12):
+        assert f"hw{i:02d}-1.0-py3-none-any.whl" in proc.stderr
+    assert not venv.exists()  # a failed first sync leaves nothing behind
+    assert not any((cache_dir / "unpacked-v1").glob("[0-9a-f]*"))  # and nothing unverified cached
+
+
+def test_the_helper_answers_what_it_filled_and_what_failed(
+    make_wheel: MakeWheel, tmp_path: Path, http_server: FaultServer, cache_dir: Path
+) -> None:
+    """The protocol itself: ready, then one answer per job: the bytes downloaded into the shared
+    cache, or the error this process would have raised (rebuilt by ``error_from``)."""
+    from envmat.cache import Cache, cache_key
+    from envmat.errors import EnvmatError
+    from envmat.fillhelper import Helper, error_from
+    from envmat.lock.model import FileRef, LockedDist
+
+    dists = []
+    for name in ("good", "bad"):
+        whl = make_wheel(name, "1.0", files={f"{name}/__init__.py": "X = 1\n"})
+        shutil.copy(whl, http_server.root / whl.name)
+        ref = wheel_entry(whl, url=http_server.url_for(whl.name))
+        wheel = FileRef(filename=whl.name, url=ref["url"], size=ref["size"], hashes=ref["hashes"])
+        dists.append(LockedDist(name=name, version="1.0", kind="wheel", wheel=wheel, key_path=f"packages[{len(dists)}]"))
+    http_server.set_fault(dists[1].wheel.filename, "wrong-bytes", always=True)  # type: ignore[union-attr]
+    helper = Helper.spawn(str(cache_dir), 30.0)
+    assert helper is not None
+    try:
+        assert helper.receive() == {"id": -1, "ready": True}
+        helper.send(7, dists[0])
+        helper.send(8, dists[1])
+        replies = {r["id"]: r for r in (helper.receive(), helper.receive())}
+    finally:
+        helper.close()
+    assert helper.proc.returncode == 0  # its input ended: it exited on its own
+    assert replies[7]["downloaded"] == dists[0].wheel.size  # type: ignore[union-attr]
+    index = Cache(cache_dir).cached_index(cache_key(dists[0].wheel))  # type: ignore[arg-type]
+    assert index is not None and any(f.path.endswith("good/__init__.py") for f in index.files)
+    error = error_from(replies[8])
+    assert isinstance(error, EnvmatError) and "bad-1.0-py3-none-any.whl" in error.render()
+    assert "sha256" in error.render()
