@@ -430,6 +430,12 @@ class Cache:
                 self.progress.download_finished(ref.filename)
             # only verified bytes enter the cache (DESIGN.md §3)
             os.replace(tmp, archive)
+        except OSError as e:  # the network's own errors are EnvmatErrors by now: this is the disk
+            streams[0].discard()
+            raise EnvmatError(
+                f"cannot write {ref.filename} into the cache {self.root}: {e.strerror or e}",
+                hint="check free space and permissions of the cache directory (--cache-dir)",
+            ) from None
         except BaseException:
             streams[0].discard()
             raise

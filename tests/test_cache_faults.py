@@ -47,6 +47,25 @@ def test_a_full_cache_is_a_clear_error_and_changes_nothing(make_wheel: MakeWheel
         assert leftovers == []
 
 
+def test_a_download_into_a_full_cache_is_a_clear_error_and_changes_nothing(make_wheel: MakeWheel, tmp_path: Path, http_server) -> None:  # type: ignore[no-untyped-def]
+    """The same from a URL: the disk fills while the wheel downloads (and unpacks as it comes)."""
+    import shutil
+
+    from tests.wheelmaker import package_entry, wheel_entry, write_pylock
+
+    whl = big_wheel(make_wheel)
+    shutil.copy(whl, http_server.root / whl.name)
+    pkg = package_entry("bulky", "1.0", [wheel_entry(whl, url=http_server.url_for(whl.name))])
+    lock = write_pylock(tmp_path / "pylock.toml", [pkg])
+    with tmpfs(tmp_path / "small-fs", "2m") as cache:
+        proc = run_envmat("sync", lock, "--venv", tmp_path / "v", "--cache-dir", cache)
+        assert_user_error(proc, "No space left on device", "cache")
+        assert f"cannot write {whl.name} into the cache" in proc.stderr
+        assert not (tmp_path / "v").exists()
+        leftovers = [p.name for d in ("unpacked-v1", "archives-v1") if (cache / d).is_dir() for p in (cache / d).iterdir()]
+        assert leftovers == []
+
+
 def test_a_read_only_cache_still_serves_what_it_has(make_wheel: MakeWheel, tmp_path: Path) -> None:
     wheels = make_demo(make_wheel)
     lock = lock_for(tmp_path / "pylock.toml", wheels)
