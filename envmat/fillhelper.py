@@ -63,10 +63,13 @@ class Helper:
         import envmat
 
         package = os.path.realpath(envmat.__file__)
-        # the helper must run this very envmat: its directory goes on the helper's path (last,
-        # so that it shadows nothing), and the helper checks it got this file (``main``)
+        # the helper must run this very envmat: not one in the working directory (which -c
+        # puts first on the path), and its own directory goes on the path (last, so that it
+        # shadows nothing); the helper checks it got this very file (``main``)
         boot = (
-            "import sys; sys.path.append(sys.argv[1]); "
+            "import sys\n"
+            "if sys.path and sys.path[0] == '': del sys.path[0]\n"
+            "sys.path.append(sys.argv[1])\n"
             "import envmat.fillhelper as h; h.main(sys.argv[2], sys.argv[3], float(sys.argv[4]))"
         )
         parent = os.path.dirname(os.path.dirname(package))

@@ -3,8 +3,10 @@ venv, same errors, and a helper that dies only costs time."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,6 +56,30 @@ def test_a_cold_sync_of_many_wheels_shares_them_with_a_helper(
     assert (HELPED in proc.stderr) is helped
     assert imports_all(venv, count)
     assert len(http_server.requests) == count  # each wheel fetched once, by one process or the other
+
+
+def test_the_helper_runs_this_envmat_whatever_the_working_directory(
+    make_wheel: MakeWheel, tmp_path: Path, http_server: FaultServer, cache_dir: Path
+) -> None:
+    """``python -c`` puts the working directory first on the path: a directory holding another
+    ``envmat`` package (a checkout, say) must not give the helper that one."""
+    lock = served_lock(tmp_path, make_wheel, http_server, 12)
+    decoy = tmp_path / "elsewhere" / "envmat"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise SystemExit('the wrong envmat')\n")
+    script = Path(sys.executable).parent / "envmat"  # `python -m` would import the decoy itself
+    if not script.exists():
+        pytest.skip("needs the envmat console script beside the test interpreter")
+    proc = subprocess.run(
+        [script, "sync", lock, "--venv", tmp_path / "venv", "-vv"],
+        cwd=decoy.parent,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ENVMAT_CACHE_DIR": str(cache_dir)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert HELPED in proc.stderr
+    assert imports_all(tmp_path / "venv", 12)
 
 
 def test_a_helper_that_dies_leaves_its_jobs_to_this_process(
