@@ -320,25 +320,26 @@ class Cache:
                 if not out:
                     break
                 reply = helper.receive()
-                dist = out.pop(reply["id"], None)
+                i = reply["id"]
+                dist = out.pop(i, None)
                 if dist is None:
                     raise HelperGone  # an answer to nothing: stop trusting it
                 assert dist.wheel is not None
-                self.progress.download_finished(dist.wheel.filename)
                 key = cache_key(dist.wheel)
                 index = self.cached_index(key) if "downloaded" in reply else None
-                log.debug("%s: fetched by the helper process (%s)", dist.name, list(reply)[1])
-                if "error" in reply:
-                    filled[reply["id"]] = _failed(error_from(reply))
-                elif index is not None:
+                if "error" not in reply and index is None:
+                    out[i] = dist  # it crashed on this one, or the entry is not there: redo here
+                    raise HelperGone
+                log.debug("%s: fetched by the helper process", dist.name)
+                self.progress.download_finished(dist.wheel.filename)
+                if index is None:
+                    filled[i] = _failed(error_from(reply))
+                else:
                     root = self.unpacked_dir(key)
                     downloaded = int(reply["downloaded"])
-                    filled[reply["id"]] = _done(
+                    filled[i] = _done(
                         CachedWheel(dist=dist, index=index, root=root, downloaded=downloaded)
                     )
-                else:  # it crashed on this one, or the entry is not there: do it here
-                    out[reply["id"]] = dist
-                    break
         except HelperGone:
             log.debug("the helper process is gone; this one fetches what it left")
         finally:
