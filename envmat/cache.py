@@ -258,10 +258,11 @@ class Cache:
         threads = [
             threading.Thread(target=download) for _ in range(max(1, min(self.downloads, len(todo))))
         ]
+        stopping = threading.Event()
         if helper is not None:
             threads.append(
                 threading.Thread(
-                    target=self._with_helper, args=(helper, next_job, filled, download)
+                    target=self._with_helper, args=(helper, next_job, filled, download, stopping)
                 )
             )
         try:
@@ -269,9 +270,12 @@ class Cache:
                 t.start()
             for t in threads:
                 t.join()
-        finally:
+        except BaseException:  # Ctrl-C: the threads stop after their current file
+            stopping.set()
             with qlock:
-                queue.clear()  # an interrupted wait: the threads stop after their current file
+                queue.clear()
+            raise
+        finally:
             unpackers.shutdown()
         return filled
 
@@ -299,6 +303,7 @@ class Cache:
         next_job: Callable[[], tuple[int, LockedDist] | None],
         filled: dict[int, Future[CachedWheel]],
         download: Callable[[], None],
+        stopping: threading.Event,
     ) -> None:
         """Feed the helper process jobs from the queue once it is ready (fillhelper.py); what it
         leaves unanswered, and the rest of the queue if it goes, are done in this thread."""
@@ -344,7 +349,7 @@ class Cache:
             log.debug("the helper process is gone; this one fetches what it left")
         finally:
             helper.close()
-        if out:
+        if out and not stopping.is_set():  # (after Ctrl-C, the helper died of it too)
             unpackers = _Unpackers(1)
             try:
                 for i, dist in out.items():

@@ -143,3 +143,36 @@ def test_the_helper_answers_what_it_filled_and_what_failed(
     error = error_from(replies[8])
     assert isinstance(error, EnvmatError) and "bad-1.0-py3-none-any.whl" in error.render()
     assert "sha256" in error.render()
+
+
+def test_ctrl_c_stops_the_helper_and_this_process(
+    make_wheel: MakeWheel, tmp_path: Path, http_server: FaultServer, cache_dir: Path
+) -> None:
+    """Ctrl-C reaches the whole process group: the helper ends its jobs in flight and exits,
+    nothing more is fetched on the way out, and no new venv is left."""
+    import signal
+    import time
+
+    lock = served_lock(tmp_path, make_wheel, http_server, 16)
+    for whl in http_server.root.glob("*.whl"):
+        http_server.set_fault(whl.name, "slow", seconds=2.0)
+    venv = tmp_path / "venv"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "envmat", "sync", lock, "--venv", venv],
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's
+        env={**os.environ, "ENVMAT_CACHE_DIR": str(cache_dir)},
+    )
+    deadline = time.monotonic() + 60
+    while len(http_server.requests) < 6:  # four download threads and the helper's two jobs
+        assert proc.poll() is None and time.monotonic() < deadline, "the sync never got that far"
+        time.sleep(0.01)
+    time.sleep(0.3)
+    in_flight = len(http_server.requests)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert len(http_server.requests) == in_flight == 6
+    assert not venv.exists()
