@@ -85,7 +85,7 @@ class Cache:
         self.jobs = jobs
         #: downloads at once: each one also unpacks as it goes (wheelstream.py), which is Python
         #: work under one GIL whatever the core count; past a few, more threads only trade places
-        #: on it (measured: 8 were 15% slower than 2-4 on a fast mirror, see benchmarks/README.md)
+        #: on it (measured on 2 cores, medium cold: 8 at once were ~15% slower than 2-4)
         self.downloads = downloads or min(jobs, _DOWNLOADS)
         self.timeout = timeout
         self._fetcher: object | None = None

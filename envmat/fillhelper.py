@@ -51,9 +51,8 @@ class HelperGone(Exception):
 class Helper:
     """The parent's handle on one helper process."""
 
-    def __init__(self, proc: subprocess.Popen[str], root: str) -> None:
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
         self.proc = proc
-        self.root = root
 
     @classmethod
     def spawn(cls, root: str, timeout: float) -> Helper | None:
@@ -84,7 +83,7 @@ class Helper:
             )
         except OSError:
             return None
-        return cls(proc, root)
+        return cls(proc)
 
     def send(self, job_id: int, dist: LockedDist) -> None:
         from .lock.model import dist_to_json

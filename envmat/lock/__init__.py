@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..cachedir import lock_digest
 from ..errors import EnvmatError
 from ..target import Target
 from .model import FileRef, LockedDist, Selection
@@ -61,12 +62,10 @@ class LockReader:
     """
 
     def __init__(self, path: Path, cache_dir: Path | None) -> None:
-        from . import memo
-
         self.path = path
         self.raw = read_lock_bytes(path)
         self._cache_dir = cache_dir
-        self._digest = memo.lock_digest(self.raw)
+        self._digest = lock_digest(self.raw)
         self._data: dict[str, Any] | None = None
         self._parsed: Any = None  # (lint issues, Pylock): what selection needs but the target
 

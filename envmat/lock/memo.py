@@ -18,12 +18,9 @@ from pathlib import Path
 
 import attrs
 
-from ..cachedir import SELECTIONS, code_stamp, lock_digest, write_entry
+from ..cachedir import SELECTIONS, code_stamp, write_entry
 from ..target import Target
 from .model import LockedDist, Selection, dist_from_json, dist_to_json
-
-_DIR = SELECTIONS
-__all__ = ["known", "lock_digest", "recall", "remember"]
 
 
 def _path(cache_dir: Path, digest: str, lock: Path, target: Target, selection: Selection) -> Path:
@@ -39,12 +36,14 @@ def _path(cache_dir: Path, digest: str, lock: Path, target: Target, selection: S
         ],
         sort_keys=True,
     )
-    return cache_dir / _DIR / digest / f"{hashlib.sha256(rest.encode()).hexdigest()[:40]}.json"
+    return (
+        cache_dir / SELECTIONS / digest / f"{hashlib.sha256(rest.encode()).hexdigest()[:40]}.json"
+    )
 
 
 def known(cache_dir: Path, digest: str) -> bool:
     """These lock bytes were read (and found valid) before, for some target."""
-    return (cache_dir / _DIR / digest).is_dir()
+    return (cache_dir / SELECTIONS / digest).is_dir()
 
 
 def recall(
