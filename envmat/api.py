@@ -212,7 +212,10 @@ class _Engine:
             path,
             venv=str(self.venv),
             python=str(self.interpreter),
-            writes=[(tf.path, tf.link, tf.data, tf.executable) for tf in self.last_writes],
+            writes=[
+                (tf.path, tf.link, tf.data, tf.executable, tf.size, tf.stamp)
+                for tf in self.last_writes
+            ],
             lines=[f"warning: {w}" for w in report.warnings] + change_lines(report.changes),
             summary=summary.replace("-1.00s", "@ELAPSED@").replace(str(self.venv), "@VENV@"),
         )

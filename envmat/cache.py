@@ -238,7 +238,10 @@ class Cache:
         when there is one, take the next job from one queue; each job's entry or error."""
         from collections import deque
 
+        from .fetch import wait_tls
+
         queue = deque(todo)
+        tls = any(d.wheel is not None and (d.wheel.url or "").startswith("https:") for _, d in todo)
         qlock = threading.Lock()
         filled: dict[int, Future[CachedWheel]] = {}
 
@@ -247,6 +250,10 @@ class Cache:
                 return queue.popleft() if queue else None
 
         def download() -> None:
+            if tls:
+                # take a job only when it can start: a thread that took the biggest wheel and
+                # then waited for the CA bundle would leave it to wait behind smaller ones
+                wait_tls()
             job = next_job()
             while job is not None:
                 filled[job[0]] = self._start(job[1], unpackers)

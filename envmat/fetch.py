@@ -73,6 +73,14 @@ def _build_tls() -> None:
         _tls["error"] = e
 
 
+def wait_tls() -> None:
+    """Wait for the TLS set-up if it was started (its error, if any, waits for ``tls_context``)."""
+    with _tls_lock:
+        thread = _tls.get("thread")
+    if thread is not None:
+        thread.join()
+
+
 def tls_context() -> Any:
     """One TLS context for every connection: urllib3 would otherwise make one per connection
     and load the whole CA bundle into each."""

@@ -177,15 +177,17 @@ def _serve(package: str, root: str, timeout: float) -> None:
 
     if os.path.realpath(envmat.__file__) != package:
         return  # another envmat came first on this interpreter's path: the parent works alone
+    from .fetch import start_tls_setup, tls_context
+
+    # first: the CA bundle loads without the GIL while the imports below hold it
+    start_tls_setup()
     from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
 
     from .cache import Cache
     from .errors import EnvmatError
-    from .fetch import start_tls_setup, tls_context
     from .lock.model import dist_from_json
 
-    start_tls_setup()  # urllib3 and the CA bundle load before the first job comes
     cache = Cache(Path(root), jobs=AT_ONCE, downloads=1, timeout=timeout)
     out = threading.Lock()
 

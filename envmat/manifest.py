@@ -33,6 +33,9 @@ class TargetFile:
     link: str | None = None
     #: ... or bytes envmat generates (launchers, rewritten scripts, dist-info files)
     data: bytes | None = None
+    #: the mtime (ns) of ``link`` as its cache index records it (checked on every use of the
+    #: entry, Cache.entry_unchanged), when the index has it
+    stamp: int | None = None
 
 
 @frozen(kw_only=True)
@@ -87,7 +90,10 @@ def dist_files(
     owners = (name,)
     # plain string joins: this loop runs once per installed file
     prefixes = {k: (v + "/" if v else "") for k, v in dirs.items()}
-    for f in idx.files:
+    stamps: Iterable[int | None] = (
+        idx.stamps if len(idx.stamps) == len(idx.files) else [None] * len(idx.files)
+    )
+    for f, stamp in zip(idx.files, stamps):
         vpath = prefixes[f.scheme] + f.path
         if f.rewrite_shebang:
             with open(f"{root}/{f.scheme}/{f.path}", "rb") as fh:
@@ -103,6 +109,7 @@ def dist_files(
                     executable=f.executable,
                     owners=owners,
                     link=f"{root}/{f.scheme}/{f.path}",
+                    stamp=stamp,
                 )
             )
     for scripts in (idx.console_scripts, idx.gui_scripts):

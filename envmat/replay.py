@@ -66,11 +66,12 @@ def record(
     *,
     venv: str,
     python: str,
-    writes: Sequence[tuple[str, str | None, bytes | None, bool]],
+    writes: Sequence[tuple[str, str | None, bytes | None, bool, int, int | None]],
     lines: Sequence[str],
     summary: str,
 ) -> None:
-    """Keep what a first sync did (``writes``: path, cache file or bytes, executable)."""
+    """Keep what a first sync did (``writes``: path, cache file or bytes, executable, and the
+    cache file's size and mtime when its index knows them: no stat per file)."""
     import json
 
     try:
@@ -79,14 +80,16 @@ def record(
         data = []
         dirs: set[str] = set()
         state_fingerprint = None
-        for rel, src, raw, executable in writes:
+        for rel, src, raw, executable, size, mtime in writes:
             parent = rel.rpartition("/")[0]
             while parent and parent not in dirs:
                 dirs.add(parent)
                 parent = parent.rpartition("/")[0]
             if src is not None:
-                s = os.stat(src)
-                links.append((rel, src, s.st_size, s.st_mtime_ns))
+                if mtime is None:
+                    s = os.stat(src)
+                    size, mtime = s.st_size, s.st_mtime_ns
+                links.append((rel, src, size, mtime))
             else:
                 assert raw is not None
                 data.append((rel, raw, executable))
