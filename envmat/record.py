@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import csv
 import hashlib
@@ -22,6 +21,7 @@ class RecordEntry:
 
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 #: a RECORD path that the csv module would quote (PEP 376: RECORD is a CSV file)
 _NEEDS_QUOTING = re.compile(r'[,"\r\n]')
 
@@ -44,7 +44,10 @@ def record_hash_to_hex(value: str) -> tuple[str, str]:
     algo, sep, b64 = value.partition("=")
     if not sep or not algo or not b64:
         raise ValueError(f"malformed hash {value!r}")
-    raw = base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4))
+    # base64.urlsafe_b64decode (same errors, all ValueErrors) without its wrappers, and a
+    # bytes translation (str.translate is several times slower): this runs once per file
+    padded = (b64 + "=" * (-len(b64) % 4)).encode("ascii")
+    raw = binascii.a2b_base64(padded.translate(_FROM_URLSAFE))
     return algo.lower(), raw.hex()
 
 

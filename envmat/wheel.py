@@ -507,26 +507,25 @@ class _Metadata:
         return place
 
 
+#: the dist-info files ``_read_metadata`` reads
+METADATA_FILES = frozenset({"WHEEL", "RECORD", "METADATA", "entry_points.txt"})
+
+
 def _read_metadata(
-    archive: _Archive, zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], filename: str
+    wheel: str, names: list[str], read: Callable[[str], bytes], filename: str
 ) -> _Metadata:
-    """The dist-info's WHEEL, RECORD, METADATA and entry points of the (non-directory)
-    members ``infos``, each checked; an EnvmatError names what is wrong."""
+    """The dist-info's WHEEL, RECORD, METADATA and entry points among the (non-directory)
+    member ``names``, each checked; an EnvmatError names what is wrong. ``read(name)`` is a
+    member's bytes (KeyError: there is no such member)."""
     import configparser
     from email.parser import HeaderParser
 
-    wheel = archive.wheel
-    names = [i.filename for i in infos]
     dist_info = _find_dist_info(names, filename)
     try:
-        # getinfo's KeyError names the missing member; the last of duplicates wins, as in zipfile
-        meta = HeaderParser().parsestr(
-            archive.read(zf.getinfo(f"{dist_info}/WHEEL")).decode("utf-8")
-        )
-        record_text = archive.read(zf.getinfo(f"{dist_info}/RECORD")).decode("utf-8")
-        metadata = HeaderParser().parsestr(
-            archive.read(zf.getinfo(f"{dist_info}/METADATA")).decode("utf-8")
-        )
+        # read's KeyError names the missing member
+        meta = HeaderParser().parsestr(read(f"{dist_info}/WHEEL").decode("utf-8"))
+        record_text = read(f"{dist_info}/RECORD").decode("utf-8")
+        metadata = HeaderParser().parsestr(read(f"{dist_info}/METADATA").decode("utf-8"))
     except KeyError as e:
         raise wheel_error(wheel, f"missing {e.args[0]}") from None
     except UnicodeDecodeError as e:
@@ -547,9 +546,7 @@ def _read_metadata(
     entry_points_name = f"{dist_info}/entry_points.txt"
     if entry_points_name in names:
         try:
-            entry_points = parse_entry_points(
-                archive.read(zf.getinfo(entry_points_name)).decode("utf-8")
-            )
+            entry_points = parse_entry_points(read(entry_points_name).decode("utf-8"))
         except (configparser.Error, UnicodeDecodeError) as e:
             raise wheel_error(wheel, f"broken entry_points.txt: {e}") from None
         for scripts in entry_points.values():
@@ -606,7 +603,10 @@ def _unpack(
 ) -> WheelIndex:
     wheel = archive.wheel
     infos = [i for i in all_infos if not i.is_dir()]
-    meta = _read_metadata(archive, zf, infos, filename)
+    # getinfo: the last of duplicate names wins, as in zipfile
+    meta = _read_metadata(
+        wheel, [i.filename for i in infos], lambda n: archive.read(zf.getinfo(n)), filename
+    )
     place = meta.placer(wheel)
     files: list[WheelFile] = []
     stamps: list[int] = []

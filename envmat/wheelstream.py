@@ -6,10 +6,12 @@ reads the members as their bytes arrive, by their local file headers (APPNOTE.TX
 writes each one, inflated, hashed and CRC-checked, into a work directory.
 
 Local headers are not what zip readers trust: the central directory at the archive's end is.
-So nothing streamed is used until ``finish`` has checked, on the complete (and hash-verified)
-archive, that the central directory lists exactly the streamed members (same offsets, names,
-flags, method, sizes and CRC-32), that the directory starts where the last member ended, and
-that every file matches its RECORD row. Anything unusual (a data descriptor, ZIP64 sizes, a
+So nothing streamed is used until ``finish`` has checked, once the whole archive has come and
+its hash was verified, that the central directory (kept as it streamed, with the dist-info's
+metadata files: the archive is not read again) lists exactly the streamed members (same
+offsets, names, flags, method, sizes and CRC-32), that the directory starts where the last
+member ended and the end record where the directory ends (APPNOTE 4.3.12, 4.3.16), and that
+every file matches its RECORD row. Anything unusual (a data descriptor, ZIP64 sizes, a
 member whose place depends on metadata that disagrees with the guess made while streaming, any
 error at all) makes the streamed copy worthless, never wrong: ``finish`` returns None and the
 caller unpacks the archive with ``wheel.unpack_wheel``, which then also reports what is wrong.
@@ -23,7 +25,7 @@ import shutil
 import struct
 from typing import Any
 
-from .record import record_hash_to_hex
+from .record import b64_digest
 from .wheel import (
     _CHUNK,
     _DEFLATED,
@@ -37,10 +39,10 @@ from .wheel import (
     _LOCAL_SIGNATURE,
     _STORED,
     _ZIP_IXUSR,
+    METADATA_FILES,
     SCHEMES,
     WheelFile,
     WheelIndex,
-    _Archive,
     _index,
     _read_metadata,
     _write_all,
@@ -52,6 +54,14 @@ _CENTRAL_SIGNATURE = b"PK\x01\x02"  # APPNOTE 4.3.12
 _DATA_DESCRIPTOR = 0x0008  # general purpose bit 3: sizes and CRC follow the data
 _ROOT = "_root"  # streamed root members wait here until WHEEL says purelib or platlib
 _HEADER = struct.Struct(_LOCAL_HEADER)
+_LENGTHS = struct.Struct("<HH")  # a local header's name and extra field lengths, at 26
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_CENTRAL = struct.Struct("<4s4B4HL2L5H2L")  # a central directory header, APPNOTE 4.3.12
+_END = struct.Struct("<4s4H2LH")  # the end of central directory record, APPNOTE 4.3.16
+_END_SIGNATURE = b"PK\x05\x06"
+#: the most of the archive's tail (central directory and end record) or of one metadata file
+#: kept in memory; past it, the archive is unpacked the proven way
+_KEEP_LIMIT = 64 << 20
 
 
 class _GiveUp(Exception):
@@ -69,21 +79,28 @@ class _Member:
         "flags",
         "got_crc",
         "inflater",
+        "keep",
         "left",
         "method",
         "mtime",
         "name",
         "offset",
+        "rel",
         "sha",
         "size",
         "usize",
         "where",
     )  # fmt: skip
 
-    def __init__(self, offset: int, name: str, fields: tuple[Any, ...], where: str | None) -> None:
+    def __init__(
+        self, offset: int, name: str, rel: str, fields: tuple[Any, ...], where: str | None
+    ) -> None:
         _, _, self.flags, self.method, _, _, self.crc, self.csize, self.usize, _, _ = fields
         self.offset = offset
         self.name = name
+        self.rel = rel  # safe_relpath(name)
+        #: the bytes of a dist-info metadata file (_read_metadata reads them)
+        self.keep: bytearray | None = None
         self.where = where  # path under the work directory; None: a directory or not written
         self.left = self.csize
         self.fd = -1
@@ -102,6 +119,9 @@ class StreamUnpacker:
         self.dest = dest
         self.members: list[_Member] = []
         self.central_offset: int | None = None  # where the central directory began
+        self.tail = bytearray()  # the archive from there on
+        #: the dist-info metadata files, by member name
+        self.kept: dict[str, bytes] = {}
         self.gave_up = False
         self._pos = 0  # archive offset of the next byte fed
         self._head = bytearray()
@@ -110,7 +130,12 @@ class StreamUnpacker:
         self._lib = inflate_library()
 
     def feed(self, chunk: bytes) -> None:
-        if self.gave_up or self.central_offset is not None:
+        if self.gave_up:
+            return
+        if self.central_offset is not None:
+            self.tail += chunk
+            if len(self.tail) > _KEEP_LIMIT:
+                self._give_up()
             return
         try:
             self._feed(memoryview(chunk))
@@ -142,10 +167,19 @@ class StreamUnpacker:
                     self._close(cur)
                 continue
             head = self._head
+            if not head and n - i >= _LOCAL_HEADER_SIZE and view[i : i + 4] == _LOCAL_SIGNATURE:
+                # the usual case: the whole local header is in this chunk
+                name_len, extra_len = _LENGTHS.unpack_from(view, i + 26)
+                total = _LOCAL_HEADER_SIZE + name_len + extra_len
+                if n - i >= total:
+                    self._open(bytes(view[i : i + total]), self._pos)
+                    i += total
+                    self._pos += total
+                    continue
             if len(head) < _LOCAL_HEADER_SIZE:
                 want = _LOCAL_HEADER_SIZE
             else:
-                name_len, extra_len = struct.unpack_from("<HH", head, 26)
+                name_len, extra_len = _LENGTHS.unpack_from(head, 26)
                 want = _LOCAL_HEADER_SIZE + name_len + extra_len
             take = min(want - len(head), n - i)
             head += view[i : i + take]
@@ -154,12 +188,13 @@ class StreamUnpacker:
             if len(head) == _LOCAL_HEADER_SIZE:
                 if head[:4] == _CENTRAL_SIGNATURE:
                     self.central_offset = self._pos - len(head)
+                    self.tail = head + view[i:]
                     return
                 if head[:4] != _LOCAL_SIGNATURE:
                     raise _GiveUp
             if len(head) < _LOCAL_HEADER_SIZE:
                 continue
-            name_len, extra_len = struct.unpack_from("<HH", head, 26)
+            name_len, extra_len = _LENGTHS.unpack_from(head, 26)
             if len(head) == _LOCAL_HEADER_SIZE + name_len + extra_len:
                 self._open(bytes(head), self._pos - len(head))
                 head.clear()
@@ -180,9 +215,18 @@ class StreamUnpacker:
         ):
             raise _GiveUp
         raw = header[_LOCAL_HEADER_SIZE : _LOCAL_HEADER_SIZE + name_len]
-        name = raw.decode("utf-8" if flags & _FLAG_UTF8 else "cp437")
-        where = _streamed_path(name)
-        member = _Member(offset, name, fields, where)
+        # (ASCII reads the same in both, and its codec is the fast one)
+        name = raw.decode("ascii" if raw.isascii() else "utf-8" if flags & _FLAG_UTF8 else "cp437")
+        rel = safe_relpath(name)
+        if rel is None:
+            raise _GiveUp
+        where = _streamed_path(name, rel)
+        member = _Member(offset, name, rel, fields, where)
+        top, _, rest = rel.partition("/")
+        if top.endswith(".dist-info") and rest in METADATA_FILES:
+            if name in self.kept:
+                raise _GiveUp  # twice: the proven path says which one counts
+            member.keep = bytearray()
         self.members.append(member)
         if where is not None:
             path = f"{self.dest}/{where}"
@@ -191,9 +235,7 @@ class StreamUnpacker:
                 os.makedirs(parent, exist_ok=True)
                 self._made.add(parent)
             # O_EXCL: two members for one path are an error the proven path reports
-            member.fd = os.open(
-                path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644
-            )
+            member.fd = os.open(path, _NEW_FILE, 0o644)
         if method == _DEFLATED:
             member.inflater = self._lib.decompressobj(-15)  # raw deflate, APPNOTE 4.4.5
         self._cur = member
@@ -222,6 +264,10 @@ class StreamUnpacker:
             raise _GiveUp
         m.sha.update(out)
         m.got_crc = self._lib.crc32(out, m.got_crc)
+        if m.keep is not None:
+            m.keep += out
+            if len(m.keep) > _KEEP_LIMIT:
+                raise _GiveUp
         if len(m.first) < 8:
             m.first += bytes(out[: 8 - len(m.first)])
         if m.fd >= 0:
@@ -238,6 +284,9 @@ class StreamUnpacker:
             m.inflater = None
         if m.size != m.usize or m.got_crc != m.crc:
             raise _GiveUp
+        if m.keep is not None:
+            self.kept[m.name] = bytes(m.keep)
+            m.keep = None
         if m.fd >= 0:
             st = os.fstat(m.fd)
             if st.st_mode & 0o7777 != 0o644:
@@ -247,17 +296,14 @@ class StreamUnpacker:
             m.fd = -1
 
 
-def _streamed_path(name: str) -> str | None:
+def _streamed_path(name: str, rel: str) -> str | None:
     """Where a member is written before the metadata is known (None: not written).
 
     ``<x>.data/<scheme>/<path>`` goes to ``<scheme>/<path>`` and anything else under ``_root/``
     (renamed to purelib or platlib by ``finish``); the files the installer writes itself
     (RECORD, INSTALLER, ... of a ``.dist-info``) and directory entries are not written.
-    ``finish`` checks every guess against the metadata.
+    ``finish`` checks every guess against the metadata. ``rel`` is ``safe_relpath(name)``.
     """
-    rel = safe_relpath(name)
-    if rel is None:
-        raise _GiveUp
     if name.endswith("/"):
         return None
     top, _, rest = rel.partition("/")
@@ -283,60 +329,101 @@ def finish(stream: StreamUnpacker, archive_path: str, filename: str) -> WheelInd
     return index
 
 
-def _prove(stream: StreamUnpacker, archive_path: str, filename: str) -> WheelIndex | None:
-    import zipfile
+def _central(tail: bytes | bytearray, start: int) -> list[tuple[Any, ...]] | None:
+    """The central directory's entries (header offset, name, flags, method, CRC-32, sizes,
+    external attributes) when ``tail`` (the archive from ``start`` on) is exactly that
+    directory and the end record, and describes a plain zip (no ZIP64, one disk); None
+    otherwise."""
+    end = tail.rfind(_END_SIGNATURE, max(0, len(tail) - _END.size - 0xFFFF))
+    if end < 0 or end + _END.size > len(tail):
+        return None
+    _, disk, cd_disk, on_disk, count, cd_size, cd_offset, comment_len = _END.unpack_from(tail, end)
+    if (
+        end + _END.size + comment_len != len(tail)
+        or disk
+        or cd_disk
+        or on_disk != count
+        or cd_offset != start  # (ZIP64 archives say 0xFFFFFFFF here)
+        or cd_size != end
+    ):
+        return None
+    entries = []
+    pos = 0
+    for _ in range(count):
+        if pos + _CENTRAL.size > end:
+            return None
+        f = _CENTRAL.unpack_from(tail, pos)
+        if f[0] != _CENTRAL_SIGNATURE:
+            return None
+        name_start = pos + _CENTRAL.size
+        raw = bytes(tail[name_start : name_start + f[12]])
+        name = raw.decode("utf-8" if f[5] & _FLAG_UTF8 else "cp437")
+        if "\0" in name:
+            return None  # zipfile cuts such a name short: leave it to the proven path
+        # header offset, name, flags, method, CRC-32, compressed and file size, attributes
+        entries.append((f[18], name, f[5], f[6], f[9], f[10], f[11], f[17]))
+        pos = name_start + f[12] + f[13] + f[14]
+    return entries if pos == end else None
 
+
+def _prove(stream: StreamUnpacker, archive_path: str, filename: str) -> WheelIndex | None:
     if stream.gave_up or stream.central_offset is None or stream._cur is not None:
         return None
-    with open(archive_path, "rb") as fp:
-        zf = zipfile.ZipFile(fp)
-        all_infos = zf.infolist()
-        if getattr(zf, "start_dir", None) != stream.central_offset:
+    entries = _central(stream.tail, stream.central_offset)
+    if entries is None:
+        return None
+    streamed = {m.offset: m for m in stream.members}
+    if len(streamed) != len(stream.members) or len(entries) != len(streamed):
+        return None
+    for offset, name, flags, method, crc, csize, usize, _ in entries:
+        m = streamed.get(offset)
+        if (
+            m is None
+            or m.name != name
+            or m.flags != flags
+            or m.method != method
+            or m.csize != csize
+            or m.usize != usize
+            or m.crc != crc
+        ):
             return None
-        streamed = {m.offset: m for m in stream.members}
-        if len(streamed) != len(stream.members) or len(all_infos) != len(streamed):
-            return None
-        for info in all_infos:
-            m = streamed.get(info.header_offset)
-            if (
-                m is None
-                or m.name != info.orig_filename
-                or m.flags != info.flag_bits
-                or m.method != info.compress_type
-                or m.csize != info.compress_size
-                or m.usize != info.file_size
-                or m.crc != info.CRC
-            ):
-                return None
-        archive = _Archive(archive_path, fp.fileno(), all_infos, stream.central_offset)
-        try:
-            infos = [i for i in all_infos if not i.is_dir()]
-            meta = _read_metadata(archive, zf, infos, filename)
-        finally:
-            archive.close()
+    files_in = [e for e in entries if not e[1].endswith("/")]
+    names = [e[1] for e in files_in]
+    listed = set(names)
+
+    def read(name: str) -> bytes:
+        if name not in listed:
+            raise KeyError(name)
+        return stream.kept[name]  # (a KeyError here too: finish gives up)
+
+    meta = _read_metadata(archive_path, names, read, filename)
     place = meta.placer(archive_path)
     files: list[WheelFile] = []
     stamps: list[int] = []
     executables: list[str] = []
-    for info in infos:
-        m = streamed[info.header_offset]
-        placed = place(info.filename)
+    for offset, name, _, _, _, _, _, external_attr in files_in:
+        m = streamed[offset]
+        placed = place(name)
         if placed is None:
             if m.where is not None:
                 return None
             continue
         scheme, spath = placed
-        top = (safe_relpath(info.filename) or "").partition("/")[0]
+        top = m.rel.partition("/")[0]
         if m.where != (f"{scheme}/{spath}" if top == meta.data_dir else f"{_ROOT}/{spath}"):
             return None  # streamed to another place than the metadata says
-        entry = meta.record.get(info.filename)
+        entry = meta.record.get(name)
         if entry is None or not entry.hash or entry.hash[:7].lower() != "sha256=":
             return None  # not in RECORD, or hashed otherwise: the proven path decides
-        if record_hash_to_hex(entry.hash)[1] != m.sha.hexdigest():
+        raw = m.sha.digest()
+        # RECORD's own form (PEP 376: urlsafe base64, no padding); another spelling of the
+        # same digest only costs the streamed copy (the proven path decodes it)
+        if b64_digest(raw) != entry.hash[7:]:
             return None
+        digest = raw.hex()
         if entry.size is not None and entry.size != m.size:
             return None
-        executable = bool(info.external_attr & _ZIP_IXUSR) or scheme == "scripts"
+        executable = bool(external_attr & _ZIP_IXUSR) or scheme == "scripts"
         if executable:
             executables.append(m.where)
         files.append(
@@ -344,7 +431,7 @@ def _prove(stream: StreamUnpacker, archive_path: str, filename: str) -> WheelInd
                 scheme=scheme,
                 path=spath,
                 size=m.size,
-                sha256=m.sha.hexdigest(),
+                sha256=digest,
                 executable=executable,
                 rewrite_shebang=scheme == "scripts" and m.first.startswith(b"#!python"),
             )

@@ -213,3 +213,49 @@ def test_a_download_broken_off_midway_unpacks_from_the_start_again(
     assert not [p for p in (cache_dir / "unpacked-v1").iterdir() if p.name.startswith(".tmp-")]
     (entry,) = [p for p in (cache_dir / "unpacked-v1").iterdir()]
     assert (entry / "purelib/streamed_tool/big.bin").read_bytes() == noise(3 * _CHUNK, seed=5)
+
+
+def test_an_archive_comment_streams_like_unpack(make_wheel: MakeWheel, tmp_path: Path) -> None:
+    """The end record may carry a comment: the directory is still found and checked."""
+    whl = make_wheel("commented", "1.0", files={"c/a.py": "a = 1\n", "c/b.py": "b = 2\n"})
+    with zipfile.ZipFile(whl, "a") as zf:
+        zf.comment = b"built by hand"
+    assert_streams_like_unpack(whl, tmp_path, [37])
+
+
+def test_a_central_directory_that_disagrees_is_never_streamed(make_wheel: MakeWheel, tmp_path: Path) -> None:
+    """The streamed members are checked against the central directory kept from the stream:
+    one letter of a name changed there (and only there) is enough to discard the copy."""
+    whl = make_wheel("liar", "1.0", files={"liar/a.py": "a = 1\n"})
+    data = bytearray(whl.read_bytes())
+    at = data.rindex(b"liar/a.py")  # the last occurrence is the central directory's
+    assert data.rfind(b"PK\x01\x02", 0, at) > data.rfind(b"PK\x03\x04", 0, at)
+    data[at] = ord("L")
+    bent = tmp_path / whl.name
+    bent.write_bytes(bytes(data))
+    assert stream(bytes(data), bent, tmp_path / "s", [64]) is None
+    assert not (tmp_path / "s").exists()
+
+
+def test_bytes_after_the_end_record_are_never_streamed(make_wheel: MakeWheel, tmp_path: Path) -> None:
+    whl = make_wheel("trail", "1.0", files={"t/a.py": "a = 1\n"})
+    data = whl.read_bytes() + b"\0" * 10
+    assert stream(data, whl, tmp_path / "s", [64]) is None
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_metadata_file_twice_is_left_to_the_proven_path(make_wheel: MakeWheel, tmp_path: Path) -> None:
+    """Two METADATA members: the stream gives up rather than choose one, and the proven path
+    reports the duplicate."""
+    import warnings
+
+    whl = make_wheel("twice", "1.0", files={"t/a.py": "a = 1\n"})
+    with zipfile.ZipFile(whl) as zf:
+        metadata = zf.read("twice-1.0.dist-info/METADATA")
+    with warnings.catch_warnings(), zipfile.ZipFile(whl, "a") as zf:
+        warnings.simplefilter("ignore")  # "Duplicate name"
+        zf.writestr("twice-1.0.dist-info/METADATA", metadata)
+    assert stream(whl.read_bytes(), whl, tmp_path / "s", [64]) is None
+    assert not (tmp_path / "s").exists()
+    with pytest.raises(envmat.EnvmatError, match="in the archive twice"):
+        unpack_wheel(whl, tmp_path / "ref")
