@@ -220,9 +220,15 @@ class Cache:
             if len(errors) == 1:
                 raise errors[0]
             if errors:
+                messages = list(dict.fromkeys(e.message for e in errors))
+                if len(messages) == 1:  # one cause for all (TLS, a proxy, DNS): said once
+                    raise EnvmatError(
+                        f"{len(errors)} locked files could not be fetched: {messages[0]}",
+                        hint=errors[0].hint,
+                    )
                 raise EnvmatError(
                     f"{len(errors)} locked files could not be fetched",
-                    details=[e.message for e in errors],
+                    details=messages,
                     hint=errors[0].hint,
                 )
         done = [r for r in results if r is not None]

@@ -140,6 +140,24 @@ def test_downloads_go_through_the_proxy_from_the_environment(make_wheel: MakeWhe
         proxy.shutdown()
 
 
+def test_an_unreadable_ca_bundle_is_one_clear_error(make_wheel: MakeWheel, tmp_path: Path, cache_dir: Path) -> None:
+    """A CA bundle that cannot be read fails every download for one reason: said once, with
+    the variable to check, and no venv left behind."""
+    entries = []
+    for name in ("tls-a", "tls-b", "tls-c"):
+        whl = make_wheel(name, "1.0", files={f"{name.replace('-', '_')}/__init__.py": ""})
+        entries.append(package_entry(name, "1.0", [wheel_entry(whl, url=f"https://127.0.0.1:9/{whl.name}")]))
+    lock = write_pylock(tmp_path / "lock" / "pylock.toml", entries)
+    env = {"SSL_CERT_FILE": str(tmp_path / "missing.pem"), "REQUESTS_CA_BUNDLE": None, "CURL_CA_BUNDLE": None}
+    err = assert_user_error(
+        run_envmat("sync", lock, "--venv", tmp_path / "v", env=env),
+        "error: 3 locked files could not be fetched: cannot set up TLS",
+        "SSL_CERT_FILE",
+    )
+    assert err.count("cannot set up TLS") == 1, err
+    assert not (tmp_path / "v").exists()
+
+
 def test_tls_is_verified_and_a_custom_ca_bundle_is_honoured(make_wheel: MakeWheel, tmp_path: Path, cache_dir: Path) -> None:
     import functools
     import shutil
