@@ -11,7 +11,7 @@ import json
 import posixpath
 from collections.abc import Callable, Iterable, Mapping
 
-from attrs import frozen
+from attrs import evolve, frozen
 
 from .cache import CachedWheel, cache_key
 from .errors import EnvmatError
@@ -177,13 +177,9 @@ def build_manifest(
                 files[tf.path] = tf
             elif prev.sha256 == tf.sha256:
                 # the nvidia case: identical bytes, one file, several owners (DESIGN.md §4)
-                files[tf.path] = TargetFile(
-                    path=prev.path,
-                    sha256=prev.sha256,
-                    size=prev.size,
+                files[tf.path] = evolve(
+                    prev,
                     executable=prev.executable or tf.executable,
-                    link=prev.link,
-                    data=prev.data,
                     owners=(*prev.owners, *tf.owners),
                 )
             else:
@@ -192,15 +188,7 @@ def build_manifest(
                     f"{tf.path} is shipped with different contents by {', '.join(prev.owners)} and "
                     f"{', '.join(tf.owners)}; keeping {prev.owners[0]}'s"
                 )
-                files[tf.path] = TargetFile(
-                    path=prev.path,
-                    sha256=prev.sha256,
-                    size=prev.size,
-                    executable=prev.executable,
-                    link=prev.link,
-                    data=prev.data,
-                    owners=(*prev.owners, *tf.owners),
-                )
+                files[tf.path] = evolve(prev, owners=(*prev.owners, *tf.owners))
     if conflicts and strict:
         raise EnvmatError(
             f"{len(conflicts)} file(s) are shipped by several distributions with different contents",

@@ -148,3 +148,33 @@ def test_replacement_keeps_unchanged_files_and_marks_stale_modules() -> None:
     )
     assert set(fplan.stale_modules) == {f"{SITE}/pkg/changed.py", f"{SITE}/pkg/gone.py"}
     assert fplan.unchanged == 1
+
+
+def test_a_shared_file_keeps_its_first_owners_cache_file_and_stamp(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The merged entry of a file several wheels ship links the first owner's cache file, with
+    that file's stamp from its index (what the replay record then keeps without a stat)."""
+    import sys
+    from pathlib import Path
+
+    from envmat.cache import CachedWheel
+    from envmat.manifest import build_manifest
+    from envmat.target import query_target
+    from envmat.wheel import WheelFile, WheelIndex
+
+    def cached(name: str, stamp: int) -> CachedWheel:
+        shared = WheelFile(scheme="purelib", path="ns/__init__.py", size=0, sha256=sha(""), executable=False)
+        own = WheelFile(scheme="purelib", path=f"ns/{name}.py", size=1, sha256=sha("x"), executable=False)
+        index = WheelIndex(
+            name=name, version="1.0", dist_info=f"{name}-1.0.dist-info", root_is_purelib=True,
+            files=(shared, own), console_scripts={}, gui_scripts={}, stamps=(stamp, stamp + 1),
+        )
+        return CachedWheel(dist=locked(name, "1.0"), index=index, root=tmp_path / name)
+
+    target = query_target(Path(sys.executable), tmp_path / "cache")
+    manifest = build_manifest([cached("b", 200), cached("a", 100)], target, sys.executable)
+    (shared,) = [f for p, f in manifest.files.items() if p.endswith("/ns/__init__.py")]
+    assert shared.owners == ("a", "b")
+    assert shared.link == f"{tmp_path / 'a'}/purelib/ns/__init__.py"
+    assert shared.stamp == 100
+    (own_b,) = [f for p, f in manifest.files.items() if p.endswith("/ns/b.py")]
+    assert own_b.stamp == 201 and own_b.owners == ("b",)
