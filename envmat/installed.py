@@ -92,6 +92,14 @@ def scan(prefix: Path, target: Target) -> InstalledState:
     return InstalledState(dists=dists, state=state)
 
 
+def record_path_in_venv(site: str, path: str) -> str | None:
+    """A RECORD path (relative to ``site``, PEP 376) as a normal venv-relative path; None when
+    it is absolute. A row that is already normal (nearly all) is joined without ``normpath``."""
+    if not (path.startswith("/") or "//" in path or "/." in "/" + path or path.endswith("/")):
+        return f"{site}/{path}" if site else path
+    return None if posixpath.isabs(path) else posixpath.normpath(posixpath.join(site, path))
+
+
 def _read_dist(
     prefix: Path, site: str, dirname: str, state_dists: Mapping[str, Any]
 ) -> InstalledDist | None:
@@ -110,13 +118,8 @@ def _read_dist(
     except (OSError, ValueError) as e:
         log.warning("%s has no readable RECORD (%s); only its dist-info can be removed", info, e)
         record = []
-    site_abs = posixpath.join(site)
     for rec in record:
-        rel = (
-            posixpath.normpath(posixpath.join(site_abs, rec.path))
-            if not posixpath.isabs(rec.path)
-            else None
-        )
+        rel = record_path_in_venv(site, rec.path)
         if rel is None or rel.startswith("../") or rel == "..":
             # never touch a path outside the venv, whatever a RECORD says (DESIGN.md §4)
             outside.append(rec.path)

@@ -221,3 +221,20 @@ def test_a_conflicting_path_ends_as_a_fresh_sync_leaves_it(
     (sp,) = venv.glob("lib/python3.*/site-packages")
     if second:
         assert (sp / "clash/__init__.py").read_text() == f"WHO = {second[0]!r}\n"
+
+
+@settings(max_examples=400)
+@given(
+    site=st.sampled_from(["lib/python3.12/site-packages", "Lib/site-packages", ""]),
+    path=st.text(alphabet="ab./\\", min_size=1, max_size=14),
+)
+def test_record_paths_are_normalised_as_normpath_would(site: str, path: str) -> None:
+    """The venv scan's shortcut for RECORD rows that are already normal gives what
+    normpath(join(site, path)) gives for every path (None for an absolute one), so no row
+    escapes the venv check (installed.record_path_in_venv)."""
+    import posixpath
+
+    from envmat.installed import record_path_in_venv
+
+    expected = None if posixpath.isabs(path) else posixpath.normpath(posixpath.join(site, path))
+    assert record_path_in_venv(site, path) == expected
