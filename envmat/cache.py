@@ -275,7 +275,8 @@ class Cache:
         if helper is not None:
             threads.append(
                 threading.Thread(
-                    target=self._with_helper, args=(helper, next_job, filled, download, stopping)
+                    target=self._with_helper,
+                    args=(helper, next_job, filled, unpackers, download, stopping),
                 )
             )
         try:
@@ -315,6 +316,7 @@ class Cache:
         helper: Helper,
         next_job: Callable[[], tuple[int, LockedDist] | None],
         filled: dict[int, Future[CachedWheel]],
+        unpackers: _Unpackers,
         download: Callable[[], None],
         stopping: threading.Event,
     ) -> None:
@@ -362,15 +364,11 @@ class Cache:
             log.debug("the helper process is gone; this one fetches what it left")
         finally:
             helper.close()
-        if out and not stopping.is_set():  # (after Ctrl-C, the helper died of it too)
-            unpackers = _Unpackers(1)
-            try:
-                for i, dist in out.items():
-                    assert dist.wheel is not None
-                    self.progress.download_finished(dist.wheel.filename)
-                    filled[i] = self._start(dist, unpackers)
-            finally:
-                unpackers.shutdown()
+        if not stopping.is_set():  # (after Ctrl-C, the helper died of it too)
+            for i, dist in out.items():
+                assert dist.wheel is not None
+                self.progress.download_finished(dist.wheel.filename)
+                filled[i] = self._start(dist, unpackers)
         download()  # whatever is still queued
 
     def _fetch(self, dist: LockedDist) -> tuple[Path, int, WheelIndex | None]:
