@@ -2,7 +2,8 @@
 
 Layout (DESIGN.md §3)::
 
-    archives-v1/<key>.whl          a verified wheel (downloads only; local paths are read in place)
+    archives-v1/<key>.whl          a verified wheel that could not be unpacked as it downloaded
+                                   (local paths are read in place)
     unpacked-v1/<key>/index.json   the wheel's WheelIndex, written before the directory is renamed in
     unpacked-v1/<key>/<scheme>/…   its files, laid out by install scheme
     interpreters/<key>.json        answers of target interpreters (target.py)
@@ -309,6 +310,7 @@ class Cache:
                     downloaded=downloaded,
                 )
             )
+        assert source is not None
         return unpackers.submit(-(dist.wheel.size or 0), self._unpacked, dist, source, downloaded)
 
     def _with_helper(
@@ -371,15 +373,17 @@ class Cache:
                 filled[i] = self._start(dist, unpackers)
         download()  # whatever is still queued
 
-    def _fetch(self, dist: LockedDist) -> tuple[Path, int, WheelIndex | None]:
+    def _fetch(self, dist: LockedDist) -> tuple[Path | None, int, WheelIndex | None]:
         """The verified wheel of ``dist`` (downloaded when not in the cache), the bytes
-        downloaded for it, and its index when it was unpacked into the cache as it came."""
+        downloaded for it, and its index when it was unpacked into the cache as it came (the
+        wheel is None then: a streamed download is not kept)."""
         ref = dist.wheel
         assert ref is not None
         key = cache_key(ref)
         downloaded = 0
         streamed = None
         archive = self.archive_path(key)
+        source: Path | None
         if ref.path is not None and (ref.url is None or os.path.isfile(ref.path)):
             source = Path(ref.path)
             try:
@@ -394,8 +398,7 @@ class Cache:
         elif archive.is_file():
             source = archive
         elif ref.url is not None:
-            source, streamed = self._download(ref, archive, key)
-            downloaded = ref.size or source.stat().st_size
+            source, streamed, downloaded = self._download(ref, archive, key)
         else:
             raise EnvmatError(
                 f"{dist.name} has neither a path nor a url in the lock", context=[dist.key_path]
@@ -410,21 +413,21 @@ class Cache:
             dist=dist, index=index, root=self.unpacked_dir(key), downloaded=downloaded
         )
 
-    def _download(self, ref: FileRef, archive: Path, key: str) -> tuple[Path, WheelIndex | None]:
-        """Download ``ref`` into ``archive``; its index too when it was unpacked into the cache
-        while it downloaded (wheelstream.py: proven against the whole archive, or discarded)."""
-        from .fetch import Fetcher
+    def _download(
+        self, ref: FileRef, archive: Path, key: str
+    ) -> tuple[Path | None, WheelIndex | None, int]:
+        """Download ``ref``, unpacking it into the cache as it comes: (None, its index, bytes).
+
+        The archive itself is not written: like uv, the cache keeps unpacked wheels, and a cold
+        sync writes the compressed bytes a second time for nothing (large: 137 MB on top of
+        429). A wheel that cannot be proven streamed (wheelstream.py: a data descriptor, ZIP64,
+        anything unusual; rare) is downloaded again into ``archive`` and unpacked from there the
+        proven way, which also reports what is wrong with it: (archive, None, bytes).
+        """
         from .wheelstream import StreamUnpacker, finish
 
         if self.offline:
             raise EnvmatError(f"--offline: {ref.filename} is not in the cache")
-        if self._fetcher is None:
-            self._fetcher = Fetcher(timeout=self.timeout)
-        fetcher = self._fetcher
-        assert isinstance(fetcher, Fetcher) and ref.url is not None
-        # one temporary file beside the entry (a temporary directory would cost two more
-        # inode operations per wheel, the dearest thing a cold cache does)
-        tmp = self._work_dir("archives-v1")
         streams = [StreamUnpacker(str(self._work_dir("unpacked-v1")))]
 
         def again() -> None:  # a broken-off download starts over, and so does its unpacking
@@ -432,43 +435,77 @@ class Cache:
             streams[0] = StreamUnpacker(str(self._work_dir("unpacked-v1")))
 
         try:
-            self.progress.download_started(ref.filename, ref.size)
+            got = self._get(ref, None, lambda chunk: streams[0].feed(chunk), again)
+        except BaseException:
+            streams[0].discard()
+            raise
+        stream = streams[0]
+        index = finish(stream, str(archive), ref.filename)  # (None: it discarded the stream)
+        if index is not None:
             try:
-                fetcher.download(
-                    ref.url,
-                    tmp,
-                    size=ref.size,
-                    hashes=ref.hashes,
-                    on_bytes=lambda n: self.progress.download_advanced(ref.filename, n),
-                    on_chunk=lambda chunk: streams[0].feed(chunk),
-                    on_retry=again,
-                )
+                return None, self._commit(Path(stream.dest), key, index), got
+            except OSError:
+                pass  # unpacked again from the archive, which reports the cause
             finally:
-                self.progress.download_finished(ref.filename)
+                stream.discard()  # (a no-op once the entry was renamed into place)
+        # one temporary file beside the entry (a temporary directory would cost two more
+        # inode operations per wheel, the dearest thing a cold cache does)
+        tmp = self._work_dir("archives-v1")
+        try:
+            got += self._get(ref, tmp)
             # only verified bytes enter the cache (DESIGN.md §3)
             os.replace(tmp, archive)
         except OSError as e:  # the network's own errors are EnvmatErrors by now: this is the disk
-            streams[0].discard()
             raise EnvmatError(
                 f"cannot write {ref.filename} into the cache {self.root}: {e.strerror or e}",
                 hint="check free space and permissions of the cache directory (--cache-dir)",
             ) from None
-        except BaseException:
-            streams[0].discard()
-            raise
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-        stream = streams[0]
-        index = finish(stream, str(archive), ref.filename)
-        if index is not None:
-            try:
-                index = self._commit(Path(stream.dest), key, index)
-            except OSError:
-                index = None  # unpacked again from the archive, which reports the cause
-            finally:
-                stream.discard()  # (a no-op once the entry was renamed into place)
-        return archive, index
+        return archive, None, got
+
+    def _get(
+        self,
+        ref: FileRef,
+        dest: Path | None,
+        on_chunk: Callable[[bytes], None] | None = None,
+        on_retry: Callable[[], None] | None = None,
+    ) -> int:
+        """Download and verify ``ref`` into ``dest`` (None: to ``on_chunk`` only); its size."""
+        from .fetch import Fetcher
+
+        if self._fetcher is None:
+            self._fetcher = Fetcher(timeout=self.timeout)
+        fetcher = self._fetcher
+        assert isinstance(fetcher, Fetcher) and ref.url is not None
+        got = 0
+
+        def advanced(n: int) -> None:
+            nonlocal got
+            got += n
+            self.progress.download_advanced(ref.filename, n)
+
+        def retried() -> None:
+            nonlocal got
+            got = 0
+            if on_retry is not None:
+                on_retry()
+
+        self.progress.download_started(ref.filename, ref.size)
+        try:
+            fetcher.download(
+                ref.url,
+                dest,
+                size=ref.size,
+                hashes=ref.hashes,
+                on_bytes=advanced,
+                on_chunk=on_chunk,
+                on_retry=retried,
+            )
+        finally:
+            self.progress.download_finished(ref.filename)
+        return got
 
     def _unpack(self, wheel: Path, key: str, filename: str) -> WheelIndex:
         existing = self.cached_index(key)

@@ -169,7 +169,7 @@ class Fetcher:
     def download(
         self,
         url: str,
-        dest: Path,
+        dest: Path | None,
         *,
         size: int | None,
         hashes: Mapping[str, str],
@@ -177,10 +177,11 @@ class Fetcher:
         on_chunk: Callable[[bytes], None] | None = None,
         on_retry: Callable[[], None] | None = None,
     ) -> None:
-        """Stream ``url`` into ``dest``, checking size and every supported hash as bytes arrive.
+        """Stream ``url`` into ``dest`` (None: only to ``on_chunk``), checking size and every
+        supported hash as bytes arrive.
 
-        ``on_chunk`` sees every chunk as it is written (before the hashes are known: it must
-        not trust them yet); ``on_retry`` is called before a broken-off download starts again.
+        ``on_chunk`` sees every chunk as it arrives (before the hashes are known: it must not
+        trust them yet); ``on_retry`` is called before a broken-off download starts again.
         """
         urllib3 = self._urllib3
         parts = urlsplit(url)
@@ -239,7 +240,7 @@ class Fetcher:
         self,
         clean: str,
         url: str,
-        dest: Path,
+        dest: Path | None,
         size: int | None,
         hashes: Mapping[str, str],
         headers: dict[str, str],
@@ -269,7 +270,8 @@ class Fetcher:
                 algo: hashlib.new(algo) for algo in hashes if algo in hashlib.algorithms_guaranteed
             }
             got = 0
-            with open(dest, "wb") as out:
+            out = open(dest, "wb") if dest is not None else None  # noqa: SIM115
+            try:
                 for chunk in resp.stream(1 << 18):
                     got += len(chunk)
                     if size is not None and got > size:
@@ -279,11 +281,15 @@ class Fetcher:
                         )
                     for d in digests.values():
                         d.update(chunk)
-                    out.write(chunk)
+                    if out is not None:
+                        out.write(chunk)
                     if on_chunk is not None:
                         on_chunk(chunk)
                     if on_bytes is not None:
                         on_bytes(len(chunk))
+            finally:
+                if out is not None:
+                    out.close()
         finally:
             resp.release_conn()
         check_file(redact(url), got, {a: d.hexdigest() for a, d in digests.items()}, size, hashes)

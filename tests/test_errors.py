@@ -420,7 +420,8 @@ def test_transient_download_failures_are_retried(
     assert len(gets) >= 2  # the fault fired, then the retry succeeded
     (sp,) = venv.glob("lib/python3.*/site-packages")
     assert (sp / "net_pkg/__init__.py").read_text().startswith("V = 'net'\n")
-    assert sha256_file(next(cache_dir.glob("archives-v1/*.whl"))) == sha256_file(whl)
+    # the cache holds the wheel unpacked under its hash (a streamed download is not kept)
+    assert [p.name for p in (cache_dir / "unpacked-v1").iterdir()] == [sha256_file(whl)]
 
 
 # --- broken and unsafe wheels --------------------------------------------------------------

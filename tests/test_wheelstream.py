@@ -195,9 +195,41 @@ def test_a_cold_sync_installs_what_it_unpacked_while_downloading(
 
     out = subprocess.run([tmp_path / "venv/bin/streamed-tool"], capture_output=True, text=True, check=True)
     assert out.stdout == "streamed ok\n"
-    (archive,) = (cache_dir / "archives-v1").glob("*.whl")  # the archive is kept too
-    assert archive.read_bytes() == (tmp_path / "served" / "streamed_tool-1.0-py3-none-any.whl").read_bytes()
+    # downloaded once, and not kept: the unpacked entry is what the cache holds
+    assert [r.path for r in http_server.requests if r.method == "GET"] == ["/streamed_tool-1.0-py3-none-any.whl"]
+    assert not list(cache_dir.glob("archives-v1/*"))
     assert not [p for p in (cache_dir / "unpacked-v1").iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_a_wheel_that_cannot_stream_is_downloaded_again_and_kept(
+    make_wheel: MakeWheel, tmp_path: Path, http_server, cache_dir: Path  # type: ignore[no-untyped-def]
+) -> None:
+    served = tmp_path / "served"
+    served.mkdir(exist_ok=True)
+    whl = make_wheel(
+        "desc-tool",
+        "1.0",
+        files={"desc_tool/__init__.py": "def main():\n    print('proven ok')\n"},
+        entry_points={"console_scripts": {"desc-tool": "desc_tool:main"}},
+    )
+    rewrite_streaming(whl)  # data descriptors: the streamed copy cannot be proven
+    shutil.copy(whl, served / whl.name)
+    pkg = package_entry("desc-tool", "1.0", [wheel_entry(whl, url=http_server.url_for(whl.name))])
+    lock = write_pylock(tmp_path / "pylock.toml", [pkg])
+    report = envmat.sync(lock, venv=tmp_path / "venv", cache_dir=cache_dir)
+    import subprocess
+
+    out = subprocess.run([tmp_path / "venv/bin/desc-tool"], capture_output=True, text=True, check=True)
+    assert out.stdout == "proven ok\n"
+    assert [r.path for r in http_server.requests if r.method == "GET"] == [f"/{whl.name}"] * 2
+    assert report.downloaded_bytes == 2 * whl.stat().st_size
+    (archive,) = (cache_dir / "archives-v1").glob("*.whl")  # kept: it is what the entry came from
+    assert archive.read_bytes() == whl.read_bytes()
+    assert not [p for p in (cache_dir / "unpacked-v1").iterdir() if p.name.startswith(".tmp-")]
+    # a later venv installs from the cache without the network
+    http_server.clear_requests()
+    envmat.sync(lock, venv=tmp_path / "venv2", cache_dir=cache_dir, offline=True)
+    assert not http_server.requests
 
 
 def test_a_download_broken_off_midway_unpacks_from_the_start_again(
