@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import netrc
 import os
 import threading
 import time
@@ -120,7 +119,7 @@ class Fetcher:
         self._pool_kw: dict[str, Any] = {"retries": retry, "maxsize": 16, "block": False}
         self._lock = threading.Lock()
         self._managers: dict[tuple[str, bool], Any] = {}
-        self._netrc: netrc.netrc | bool | None = False
+        self._netrc: Any = False  # a netrc.netrc once read; None: there is none
         self._proxy_for: dict[tuple[str, str], str | None] = {}
 
     def _manager_for(self, url: str) -> Any:
@@ -153,11 +152,8 @@ class Fetcher:
         user, password = parts.username, parts.password
         if user is None:
             if self._netrc is False:
-                try:
-                    self._netrc = netrc.netrc(os.environ.get("NETRC"))
-                except (OSError, netrc.NetrcParseError):
-                    self._netrc = None
-            if isinstance(self._netrc, netrc.netrc):
+                self._netrc = _read_netrc()
+            if self._netrc is not None:
                 auth = self._netrc.authenticators(parts.hostname or "")
                 if auth:
                     user, password = auth[0], auth[2]
@@ -293,6 +289,20 @@ class Fetcher:
         finally:
             resp.release_conn()
         check_file(redact(url), got, {a: d.hexdigest() for a, d in digests.items()}, size, hashes)
+
+
+def _read_netrc() -> Any:
+    """The user's netrc (``$NETRC`` or ``~/.netrc``), or None when there is none or it is
+    unreadable. ``netrc`` (with shlex and sysconfig) is imported only when the file exists."""
+    given = os.environ.get("NETRC")
+    if not os.path.isfile(given or os.path.join(os.path.expanduser("~"), ".netrc")):
+        return None
+    import netrc
+
+    try:
+        return netrc.netrc(given)  # (None: the default file, with netrc's own permission check)
+    except (OSError, netrc.NetrcParseError):
+        return None
 
 
 def check_file(
