@@ -12,7 +12,7 @@ from typing import Any
 from attrs import frozen
 
 from .logs import Logger
-from .record import parse_record, record_hash_to_hex
+from .record import parse_record
 from .target import Target
 
 log = Logger(__name__)
@@ -124,14 +124,7 @@ def _read_dist(
             # never touch a path outside the venv, whatever a RECORD says (DESIGN.md §4)
             outside.append(rec.path)
             continue
-        sha = None
-        if rec.hash:
-            try:
-                algo, hexd = record_hash_to_hex(rec.hash)
-                sha = hexd if algo == "sha256" else None
-            except ValueError:
-                sha = None
-        files.append(InstalledFile(path=rel, sha256=sha, size=rec.size))
+        files.append(InstalledFile(path=rel, sha256=rec.sha256, size=rec.size))
     try:
         installer = (info / "INSTALLER").read_text(encoding="utf-8").strip()
     except OSError:

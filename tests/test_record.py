@@ -50,3 +50,35 @@ def test_parse_and_format_round_trip_with_commas_quotes_and_newlines_in_paths() 
 def test_malformed_rows_name_the_problem(text: str, needle: str) -> None:
     with pytest.raises(ValueError, match=needle):
         parse_record(text)
+
+
+def _csv_rows(text: str) -> list[list[str]]:
+    import csv
+    import io
+
+    return [row for row in csv.reader(io.StringIO(text)) if row]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a.py,sha256=AAAA,4\n\nb/c d.py,,\nlast.py,,7",  # an empty line, a space, no final newline
+        "a.py,sha256=AAAA,4\r\nb.py,,\r\n",  # CRLF: the csv module reads it
+        'q.py,sha256=AAAA,4\n"x,y.py",,\n',  # quoted: the csv module reads it
+    ],
+)
+def test_rows_read_as_the_csv_module_reads_them(text: str) -> None:
+    got = parse_record(text)
+    want = _csv_rows(text)
+    assert [[e.path, e.hash, "" if e.size is None else str(e.size)] for e in got] == [
+        [r[0], r[1], r[2].strip() and str(int(r[2]))] for r in want
+    ]
+
+
+def test_a_sha256_row_carries_its_hex_digest() -> None:
+    (e, blank, other) = parse_record(
+        f"a.py,{record_hash_of(b'x')},1\nRECORD,,\nb.py,sha512=AAAA,1\n"
+    )
+    assert e.sha256 == hashlib.sha256(b"x").hexdigest()
+    assert blank.sha256 is None and other.sha256 is None
+    assert e == RecordEntry("a.py", record_hash_of(b"x"), 1)  # (derived: not compared)
