@@ -629,7 +629,7 @@ def cache_info(root: Path) -> dict[str, object]:
     files, size = _tree_size(root) if root.is_dir() else (0, 0)
     return {
         "path": str(root),
-        "wheels": len(archives),
+        "wheel archives": len(archives),  # (kept only for wheels that could not stream)
         "unpacked wheels": len(unpacked),
         "files": files,
         "size": f"{size / 2**20:.1f} MiB",
