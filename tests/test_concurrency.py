@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -53,16 +54,22 @@ def _start_sync(lock: Path, venv: Path, *extra: str) -> subprocess.Popen[str]:
 
 
 def _wait_in_exit_order(procs: dict[str, subprocess.Popen[str]], timeout: float = 120) -> list[str]:
-    """Names in the order their processes exited (polled every few milliseconds)."""
-    order: list[str] = []
+    """Names in the order their processes exited: one thread per process notes the moment its
+    wait returns (a poll loop would order two exits between polls by the dict's order)."""
+    exits: dict[str, float] = {}
+
+    def wait(name: str, p: subprocess.Popen[str]) -> None:
+        p.wait()
+        exits[name] = time.monotonic()
+
+    threads = [threading.Thread(target=wait, args=item, daemon=True) for item in procs.items()]
+    for t in threads:
+        t.start()
     deadline = time.monotonic() + timeout
-    while len(order) < len(procs):
-        for name, p in procs.items():
-            if name not in order and p.poll() is not None:
-                order.append(name)
-        assert time.monotonic() < deadline, f"syncs still running after {timeout}s"
-        time.sleep(0.002)
-    return order
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    assert len(exits) == len(procs), f"syncs still running after {timeout}s"
+    return sorted(exits, key=exits.__getitem__)
 
 
 def normalized_tree(venv: Path) -> dict[str, tuple[str, int]]:
@@ -124,7 +131,7 @@ def test_two_syncs_of_different_locks_on_one_venv_serialize(
         last = order[-1]
         waiting = [name for name, err in errs.items() if "waiting for another envmat" in err]
         # whoever had to wait for the venv lock ran its sync second, and exited last
-        assert waiting in ([], [last]), (round_, order, waiting)
+        assert waiting in ([], [last]), (round_, order, waiting, errs)
         waited += bool(waiting)
         assert_same_tree(venv_tree(venv), refs[last], f"round {round_}: {last} exited last")
         assert not transaction_leftovers(venv)
