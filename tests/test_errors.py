@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -712,3 +714,30 @@ def test_plan_reports_the_same_errors(command: str, make_wheel: MakeWheel, tmp_p
     bad.write_text("packages = [\n")
     assert_user_error(run_envmat(*args, bad, "--venv", venv, "--json"), "TOML")
     assert not venv.exists()
+
+
+@pytest.mark.parametrize("unbuffered", ["1", None])
+def test_a_plan_into_a_closed_pipe_stops_quietly(
+    unbuffered: str | None, make_wheel: MakeWheel, tmp_path: Path
+) -> None:
+    """`envmat plan LOCK | head -1`: the reader goes away; envmat neither prints a traceback
+    nor a second BrokenPipeError at exit, and exits as a pipe's writer does (128 + SIGPIPE),
+    whether each line is written at once (PYTHONUNBUFFERED) or flushed at the end."""
+    wheels = [make_wheel(f"piped{i}", "1.0", files={f"piped{i}.py": ""}) for i in range(3)]
+    lock = dist_lock(tmp_path / "pylock.toml", wheels)
+    env = dict(os.environ)
+    env.pop("PYTHONUNBUFFERED", None)
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = unbuffered
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "envmat", "plan", str(lock), "--venv", str(tmp_path / "venv")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before envmat has printed anything: its first write finds no reader
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert err == ""
+    assert not (tmp_path / "venv").exists()
