@@ -10,13 +10,15 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from .errors import EnvmatError
 from .fs import LINK_MODES
 from .lock.model import FileRef, LockedDist, Selection
 from .logs import Logger
 from .progress import Progress
 from .report import SyncReport
-from .target import Target, query_target
+from .target import Target, query_target, remember_target
 from .venv import (
     check_existing_venv,
     check_python_matches,
@@ -188,7 +190,11 @@ class _Engine:
         creating_marker(self.venv).touch()
         create_venv(self.venv, self.interpreter, self.cache_dir)
         self.durable = False
-        return base.for_new_venv(self.venv) or self.target()
+        python = venv_python(self.venv)
+        # what asking the new venv's interpreter would answer (target()): its base's answer
+        # under its own name; kept, so that the next sync into the venv need not start it
+        remember_target(python, self.cache_dir, attrs.evolve(base, executable=str(python)))
+        return self.target()
 
     def remember_for_replay(
         self,
@@ -220,8 +226,15 @@ class _Engine:
             summary=summary.replace("-1.00s", "@ELAPSED@").replace(str(self.venv), "@VENV@"),
         )
 
-    def target(self, interpreter: Path | None = None) -> Target:
-        return query_target(interpreter or venv_python(self.venv), self.cache_dir)
+    def target(self) -> Target:
+        """The venv's target. Its interpreter is asked without site (``-I -S``, targetquery.py),
+        and without site a venv's interpreter reports its base's prefix and scheme (site.py is
+        what makes a venv a venv): the venv's own paths come from the scheme the interpreter
+        gives a venv (``for_new_venv``). The base's scheme is not always a venv's: Debian's
+        Python installs into local/lib/pythonX.Y/dist-packages, a venv of it into
+        lib/pythonX.Y/site-packages."""
+        answer = query_target(venv_python(self.venv), self.cache_dir)
+        return answer.for_new_venv(self.venv) or answer
 
     def recover(self, target: Target) -> str | None:
         from .journal import recover

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,8 +11,12 @@ from pathlib import Path
 
 import pytest
 
+import envmat
+from envmat import targetquery
+from envmat.target import Target, query_target
 from envmat.venv import create_venv, find_python
 from tests.conftest import SUPPORTED_TARGETS
+from tests.wheelmaker import package_entry, wheel_entry, write_pylock
 
 
 def listing(root: Path) -> dict[str, tuple[str, ...]]:
@@ -123,3 +128,50 @@ def test_a_query_that_cannot_start_is_reported_by_the_engine(tmp_path: Path) -> 
     assert targetquery._started == {}
     with pytest.raises(EnvmatError, match="does not run"):
         find_python_and_target(str(fake), tmp_path / "cache")
+
+
+@pytest.mark.parametrize("version", ["3.8", "3.12"])
+def test_a_new_venvs_interpreter_is_remembered_as_it_would_answer(version: str, tmp_path: Path, python_factory: Callable[[str], Path], make_wheel: Callable[..., Path]) -> None:
+    """Making a venv keeps its interpreter's answer in the cache (the next sync into it need
+    not start the interpreter to ask): the very answer asking it gives."""
+    python = python_factory(version)
+    whl = make_wheel("remembered", "1.0", files={"remembered.py": "X = 1\n"})
+    lock = write_pylock(tmp_path / "pylock.toml", [package_entry("remembered", "1.0", [wheel_entry(whl, base=tmp_path)])])
+    cache, venv = tmp_path / "cache", tmp_path / "venv"
+    envmat.sync(lock, venv, python=str(python), cache_dir=cache)
+    vpy = venv / "bin" / "python"
+    entry = cache / targetquery.ANSWERS / f"{targetquery.cache_key(str(vpy))}.json"
+    remembered = Target.from_json(json.loads(entry.read_bytes()))
+    assert remembered == query_target(vpy, None)  # (None: asked, not read from a cache)
+
+
+def test_an_existing_venv_gets_a_venvs_paths_when_its_base_installs_elsewhere(tmp_path: Path, make_wheel: Callable[..., Path]) -> None:
+    """Asked without site, a venv's interpreter reports its base's scheme. On Debian's Python
+    that is not a venv's (posix_local: /usr/local/lib/pythonX.Y/dist-packages): a sync into an
+    existing venv must still install where the venv's interpreter imports from."""
+    first = make_wheel("deb-first", "1.0", files={"deb_first.py": "X = 1\n"})
+    second = make_wheel("deb-second", "1.0", files={"deb_second.py": "Y = 2\n"})
+    cache, venv = tmp_path / "cache", tmp_path / "venv"
+    lock1 = write_pylock(tmp_path / "one" / "pylock.toml", [package_entry("deb-first", "1.0", [wheel_entry(first, base=tmp_path / "one")])])
+    envmat.sync(lock1, venv, cache_dir=cache)
+    vpy = venv / "bin" / "python"
+    query_target(vpy, cache)  # (the cached answer exists, remembered or asked)
+    entry = cache / targetquery.ANSWERS / f"{targetquery.cache_key(str(vpy))}.json"
+    answer = json.loads(entry.read_bytes())
+    assert answer["venv_paths"], answer
+    # the answer a Debian base gives: its prefix /usr, its packages under local/.../dist-packages
+    ver = "python{}.{}".format(*answer["version"][:2])
+    answer["prefix"] = "/usr"
+    answer["paths"] = {
+        "purelib": f"/usr/local/lib/{ver}/dist-packages",
+        "platlib": f"/usr/local/lib/{ver}/dist-packages",
+        "scripts": "/usr/local/bin",
+        "include": f"/usr/include/{ver}",
+        "data": "/usr/local",
+    }
+    entry.write_text(json.dumps(answer))
+    lock2 = write_pylock(tmp_path / "two" / "pylock.toml", [package_entry(n, "1.0", [wheel_entry(w, base=tmp_path / "two")]) for n, w in (("deb-first", first), ("deb-second", second))])
+    envmat.sync(lock2, venv, cache_dir=cache)
+    out = subprocess.run([vpy, "-c", "import deb_first, deb_second; print(deb_first.X + deb_second.Y)"], capture_output=True, text=True)
+    assert out.stdout.strip() == "3", out.stderr
+    assert not (venv / "local").exists()
