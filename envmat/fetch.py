@@ -54,19 +54,29 @@ def start_tls_setup() -> None:
 
 def _build_tls() -> None:
     try:
-        import urllib3  # noqa: F401  (imported here, in the same thread, for the same reason)
-        from urllib3.util.ssl_ import create_urllib3_context
+        import ssl
 
+        # the context urllib3's create_urllib3_context makes, made before urllib3 is imported:
+        # OpenSSL loads the CA bundle without the GIL, so the load overlaps the imports other
+        # threads hold it for (importing urllib3 first kept the load waiting behind them)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificates and hosts
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_TICKET
+        context.post_handshake_auth = True
+        keylog = os.environ.get("SSLKEYLOGFILE")  # (as urllib3: for debugging with Wireshark)
+        if keylog:
+            context.keylog_filename = os.path.expandvars(keylog)
         ca = (
             os.environ.get("REQUESTS_CA_BUNDLE")
             or os.environ.get("CURL_CA_BUNDLE")
             or os.environ.get("SSL_CERT_FILE")
         )
-        context = create_urllib3_context()
         if ca:
             context.load_verify_locations(cafile=ca)
         else:
             context.load_default_certs()
+        import urllib3  # noqa: F401  (here, so that the download threads find it imported)
+
         _tls["context"] = context
     except Exception as e:  # raised to the downloader that needs the context (tls_context)
         _tls["error"] = e
