@@ -193,8 +193,9 @@ class _Engine:
         python = venv_python(self.venv)
         # what asking the new venv's interpreter would answer (target()): its base's answer
         # under its own name; kept, so that the next sync into the venv need not start it
-        remember_target(python, self.cache_dir, attrs.evolve(base, executable=str(python)))
-        return self.target()
+        answer = attrs.evolve(base, executable=str(python))
+        remember_target(python, self.cache_dir, answer)
+        return answer.in_venv(self.venv)
 
     def remember_for_replay(
         self,
@@ -230,11 +231,10 @@ class _Engine:
         """The venv's target. Its interpreter is asked without site (``-I -S``, targetquery.py),
         and without site a venv's interpreter reports its base's prefix and scheme (site.py is
         what makes a venv a venv): the venv's own paths come from the scheme the interpreter
-        gives a venv (``for_new_venv``). The base's scheme is not always a venv's: Debian's
+        gives a venv (``Target.in_venv``). The base's scheme is not always a venv's: Debian's
         Python installs into local/lib/pythonX.Y/dist-packages, a venv of it into
         lib/pythonX.Y/site-packages."""
-        answer = query_target(venv_python(self.venv), self.cache_dir)
-        return answer.for_new_venv(self.venv) or answer
+        return query_target(venv_python(self.venv), self.cache_dir).in_venv(self.venv)
 
     def recover(self, target: Target) -> str | None:
         from .journal import recover

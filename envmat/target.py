@@ -145,6 +145,11 @@ class Target:
             "venv_paths": dict(self.venv_paths),
         }
 
+    def in_venv(self, venv: Path) -> Target:
+        """The target of ``venv``, made from this interpreter, from this answer (also when the
+        venv's own interpreter gave it: asked without site, it answers as its base does)."""
+        return self.for_new_venv(venv) or self
+
     def for_new_venv(self, venv: Path) -> Target | None:
         """The target of a venv just made from this interpreter, without asking it again."""
         if not self.venv_paths:
@@ -168,13 +173,12 @@ def query_target(python: Path, cache_dir: Path | None) -> Target:
     from . import targetquery
 
     try:
-        key = targetquery.cache_key(str(python))
+        cached = _answer_file(python, cache_dir) if cache_dir else None
     except OSError as e:
         raise EnvmatError(
             f"cannot run the interpreter {python}: {e.strerror}",
             hint="the venv's interpreter is missing or broken; remove the venv and sync again",
         ) from None
-    cached = cache_dir / targetquery.ANSWERS / f"{key}.json" if cache_dir else None
     if cached is not None:
         try:
             return Target.from_json(json.loads(cached.read_bytes()))
@@ -205,14 +209,19 @@ def query_target(python: Path, cache_dir: Path | None) -> Target:
     return Target.from_json(data)
 
 
-def remember_target(python: Path, cache_dir: Path, target: Target) -> None:
-    """Keep ``target`` as the cached answer of ``python``: the interpreter of a venv this run
-    made, whose target came from its base interpreter (``for_new_venv``), so that the next
-    sync into the venv does not start it to ask again (~0.05 s)."""
-    from . import targetquery
-
+def remember_target(python: Path, cache_dir: Path, answer: Target) -> None:
+    """Keep ``answer`` as the cached answer of ``python`` (the interpreter of a venv this run
+    made, answering as its base does), so that the next sync into the venv need not start it
+    to ask again (~0.05 s)."""
     try:
-        key = targetquery.cache_key(str(python))
+        cached = _answer_file(python, cache_dir)
     except OSError:
         return
-    write_entry(cache_dir / targetquery.ANSWERS / f"{key}.json", json.dumps(target.to_json()))
+    write_entry(cached, json.dumps(answer.to_json()))
+
+
+def _answer_file(python: Path, cache_dir: Path) -> Path:
+    """Where the cache keeps ``python``'s answer; OSError when the interpreter is missing."""
+    from . import targetquery
+
+    return cache_dir / targetquery.ANSWERS / f"{targetquery.cache_key(str(python))}.json"
