@@ -238,3 +238,16 @@ def test_record_paths_are_normalised_as_normpath_would(site: str, path: str) -> 
 
     expected = None if posixpath.isabs(path) else posixpath.normpath(posixpath.join(site, path))
     assert record_path_in_venv(site, path) == expected
+
+
+@settings(max_examples=500)
+@given(name=st.text(alphabet="aZ09-_.É ", min_size=0, max_size=16) | st.text(max_size=12))
+def test_installed_names_are_normalized_as_packaging_does(name: str) -> None:
+    """The venv scan's own PEP 503 normalization (it avoids importing packaging.utils) gives
+    what packaging.utils.canonicalize_name gives, for any text: installed and locked names must
+    meet."""
+    from packaging.utils import canonicalize_name
+
+    from envmat.installed import normalize_name
+
+    assert normalize_name(name) == canonicalize_name(name)
