@@ -171,8 +171,16 @@ class Bench:
         self._buried += 1
         os.replace(path, self.graveyard / f"{self._buried}-{path.name}")
 
+    def set_aside_old_graveyard(self) -> None:
+        """An interrupted run's trees wait for this run's end too: deleting them now would slow
+        every case that follows (see ``bury``)."""
+        if os.path.lexists(self.graveyard):
+            os.replace(self.graveyard, self.graveyard.with_name(f"graveyard-old-{os.getpid()}"))
+
     def clear_graveyard(self) -> None:
         rmtree(self.graveyard)
+        for old in self.graveyard.parent.glob("graveyard-old-*"):
+            rmtree(old)
 
     # -- one process list -------------------------------------------------------------
 
@@ -504,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     all_results: list[CaseResult] = []
     workload_info = {}
     t_start = time.perf_counter()
-    bench.clear_graveyard()  # an interrupted run's
+    bench.set_aside_old_graveyard()
     try:
         for name in args.workloads:
             t0 = time.perf_counter()
@@ -526,6 +534,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         log("removing the run trees (kept until now: see Bench.bury)")
         bench.clear_graveyard()
+        log(
+            "  (creating files right after a big delete is slower on some filesystems: before"
+            " timing anything else, wait a few minutes or, as root, `sync; echo 3 >"
+            " /proc/sys/vm/drop_caches`)"
+        )
     meta["seconds"] = round(time.perf_counter() - t_start, 1)
 
     data = {
