@@ -49,6 +49,25 @@ def _target_info(target: Target) -> dict[str, str]:
     }
 
 
+def _check_numbers(jobs: int | None, timeout: float, lock_timeout: float | None) -> None:
+    """The library's side of the checks the command line makes (fastpath.parse_*)."""
+    import math
+
+    bad = []
+    if jobs is not None and not (isinstance(jobs, int) and jobs >= 1):
+        bad.append(f"jobs={jobs!r} (a whole number, 1 or more, or None)")
+    if not (isinstance(timeout, (int, float)) and 0 < timeout < math.inf):
+        bad.append(f"timeout={timeout!r} (seconds, more than 0)")
+    if lock_timeout is not None and not (
+        isinstance(lock_timeout, (int, float)) and 0 <= lock_timeout < math.inf
+    ):
+        bad.append(f"lock_timeout={lock_timeout!r} (seconds, 0 or more, or None)")
+    if bad:
+        raise EnvmatError(
+            "invalid " + ", ".join(bad), hint="pass the values the parentheses describe"
+        )
+
+
 class _Engine:
     """One sync's settings and the steps shared by ``sync`` and the wheel API."""
 
@@ -74,6 +93,7 @@ class _Engine:
             raise EnvmatError(
                 f"unknown link mode {link_mode!r}", hint=f"use one of {', '.join(LINK_MODES)}"
             )
+        _check_numbers(jobs, timeout, lock_timeout)
         self.venv = Path(os.path.abspath(venv))
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.link_mode = link_mode

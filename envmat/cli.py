@@ -18,7 +18,22 @@ if TYPE_CHECKING:
 LINK_MODES = ("auto", "hardlink", "reflink", "copy", "symlink")
 
 
+def _checked(parse: Any) -> Any:
+    """An argparse type from a fastpath parser: its ValueError becomes argparse's usage error."""
+    import argparse
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return convert
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
+    from .fastpath import parse_wait
+
     p.add_argument("--venv", default=".venv", help="the virtual environment (default: .venv)")
     p.add_argument(
         "--cache-dir",
@@ -27,7 +42,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--lock-timeout",
-        type=float,
+        type=_checked(parse_wait),
         default=None,
         metavar="SECONDS",
         help="give up waiting for another envmat holding the venv after SECONDS (exit 3)",
@@ -92,6 +107,8 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     import argparse
 
+    from .fastpath import parse_jobs, parse_timeout
+
     parser = argparse.ArgumentParser(
         prog="envmat", description="Make a virtual environment match a lockfile exactly."
     )
@@ -118,12 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--jobs",
-        type=int,
+        type=_checked(parse_jobs),
         default=None,
         help="parallel downloads and file operations (default: 4 downloads, 4 file operations per core)",
     )
     s.add_argument(
-        "--timeout", type=float, default=30.0, metavar="SECONDS", help="network timeout per request"
+        "--timeout",
+        type=_checked(parse_timeout),
+        default=30.0,
+        metavar="SECONDS",
+        help="network timeout per request",
     )
     s.add_argument(
         "--dry-run",

@@ -141,6 +141,43 @@ def noop_options(
     }
 
 
+def parse_jobs(text: str) -> int:
+    """``--jobs``: a whole number, 1 or more (raises ValueError saying what is wrong)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise ValueError(f"{n} is not 1 or more")
+    return n
+
+
+def parse_timeout(text: str) -> float:
+    """``--timeout``: seconds, more than 0 (urllib3 and sockets refuse anything else)."""
+    x = _seconds(text)
+    if not 0 < x < float("inf"):  # (NaN fails both comparisons)
+        raise ValueError(f"{text} is not a number of seconds greater than 0")
+    return x
+
+
+def parse_wait(text: str) -> float:
+    """``--lock-timeout``: seconds, 0 or more (0: give up at once when the venv is held)."""
+    x = _seconds(text)
+    if not 0 <= x < float("inf"):
+        raise ValueError(f"{text} is not a number of seconds, 0 or more")
+    return x
+
+
+def _seconds(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number of seconds") from None
+
+
+#: options whose values the fast parse checks as the full parser does (cli.py)
+_CHECKED = {"--jobs": parse_jobs, "--timeout": parse_timeout, "--lock-timeout": parse_wait}
+
 # Options a no-op answer does not depend on (they only say how to do work) -> takes a value?
 _NEUTRAL = {
     "--venv": True,
@@ -205,6 +242,11 @@ def parse_sync_argv(
                 return None
             if takes:
                 given[name] = value
+            if name in _CHECKED:
+                try:
+                    _CHECKED[name](value)
+                except ValueError:
+                    return None  # argparse says what is wrong with it
             if name == "--venv":
                 venv = value
             elif name in ("-q", "--quiet"):

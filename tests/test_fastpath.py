@@ -70,3 +70,47 @@ def test_python_matches_only_the_venvs_own_interpreter(tmp_path) -> None:  # typ
     assert not python_matches(str(venv), "python3.11") and not python_matches(str(venv), "")
     (venv / "pyvenv.cfg").unlink()
     assert not python_matches(str(venv), "3.11")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "ok"),
+    [
+        ("--jobs", "1", True),
+        ("--jobs", "0", False),
+        ("--jobs", "-3", False),
+        ("--jobs", "x", False),
+        ("--timeout", "0.5", True),
+        ("--timeout", "0", False),
+        ("--timeout", "-1", False),
+        ("--timeout", "nan", False),
+        ("--timeout", "inf", False),
+        ("--lock-timeout", "0", True),
+        ("--lock-timeout", "-2", False),
+        ("--lock-timeout", "abc", False),
+    ],
+)
+def test_fast_parse_and_argparse_check_values_alike(option: str, value: str, ok: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    """A value argparse refuses is never taken by the fast parse (which would skip the check:
+    a replayed or no-op sync would have run with it), and argparse says what is wrong."""
+    argv = ["sync", "l.toml", option, value]
+    assert (parse_sync_argv(argv) is not None) == ok
+    if ok:
+        build_parser().parse_args(argv)
+        return
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: " in err and value in err and "Traceback" not in err
+
+
+def test_the_library_refuses_the_same_values(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import envmat
+
+    lock = tmp_path / "pylock.toml"
+    lock.write_text('lock-version = "1.0"\ncreated-by = "t"\n[[packages]]\nname = "x"\n')
+    with pytest.raises(envmat.EnvmatError) as e:
+        envmat.sync(lock, tmp_path / "venv", jobs=0, timeout=float("nan"), lock_timeout=-1)
+    assert "jobs=0" in e.value.message and "timeout=nan" in e.value.message
+    assert "lock_timeout=-1" in e.value.message
+    assert not (tmp_path / "venv").exists()
