@@ -107,7 +107,7 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     import argparse
 
-    from .fastpath import parse_jobs, parse_timeout
+    from .fastpath import parse_days, parse_jobs, parse_timeout
 
     parser = argparse.ArgumentParser(
         prog="envmat", description="Make a virtual environment match a lockfile exactly."
@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("--cache-dir", default=None, help="cache directory (env ENVMAT_CACHE_DIR)")
     cache.add_argument(
         "--older-than",
-        type=float,
+        type=_checked(parse_days),
         default=30.0,
         metavar="DAYS",
         help="prune: entries no sync used for DAYS",

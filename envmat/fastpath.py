@@ -154,7 +154,7 @@ def parse_jobs(text: str) -> int:
 
 def parse_timeout(text: str) -> float:
     """``--timeout``: seconds, more than 0 (urllib3 and sockets refuse anything else)."""
-    x = _seconds(text)
+    x = _number(text, "seconds")
     if not 0 < x < float("inf"):  # (NaN fails both comparisons)
         raise ValueError(f"{text} is not a number of seconds greater than 0")
     return x
@@ -162,17 +162,26 @@ def parse_timeout(text: str) -> float:
 
 def parse_wait(text: str) -> float:
     """``--lock-timeout``: seconds, 0 or more (0: give up at once when the venv is held)."""
-    x = _seconds(text)
+    return _at_least_zero(text, "seconds")
+
+
+def parse_days(text: str) -> float:
+    """``cache prune --older-than``: days, 0 or more."""
+    return _at_least_zero(text, "days")
+
+
+def _at_least_zero(text: str, unit: str) -> float:
+    x = _number(text, unit)
     if not 0 <= x < float("inf"):
-        raise ValueError(f"{text} is not a number of seconds, 0 or more")
+        raise ValueError(f"{text} is not a number of {unit}, 0 or more")
     return x
 
 
-def _seconds(text: str) -> float:
+def _number(text: str, unit: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise ValueError(f"{text!r} is not a number of seconds") from None
+        raise ValueError(f"{text!r} is not a number of {unit}") from None
 
 
 #: options whose values the fast parse checks as the full parser does (cli.py)

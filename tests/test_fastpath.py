@@ -114,3 +114,12 @@ def test_the_library_refuses_the_same_values(tmp_path) -> None:  # type: ignore[
     assert "jobs=0" in e.value.message and "timeout=nan" in e.value.message
     assert "lock_timeout=-1" in e.value.message
     assert not (tmp_path / "venv").exists()
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "x"])
+def test_cache_prune_refuses_a_meaningless_age(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["cache", "prune", "--older-than", value])
+    assert exit_.value.code == 2
+    assert "argument --older-than: " in capsys.readouterr().err
+
