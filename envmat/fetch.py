@@ -25,13 +25,14 @@ _ATTEMPTS = 4  # whole-download attempts for a body that breaks off; urllib3 ret
 
 
 def redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
-        return urlunsplit((parts.scheme, "****@" + host, parts.path, parts.query, parts.fragment))
-    return url
+    """``url`` with its credentials, if any, replaced by ``****`` (for messages and logs)."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    if not sep or "@" not in netloc:
+        return url
+    # by hand, not urlsplit: an invalid URL (a bad port, a broken IPv6 address) is reported
+    # with this, and must not raise here
+    return f"{scheme}{sep}****@{netloc.rpartition('@')[2]}{slash}{tail}"
 
 
 _tls: dict[str, Any] = {}
@@ -190,6 +191,13 @@ class Fetcher:
         trust them yet); ``on_retry`` is called before a broken-off download starts again.
         """
         urllib3 = self._urllib3
+        from .lock.model import url_problem  # (not at the top: fillhelper imports this first)
+
+        problem = url_problem(url)
+        if problem:  # (the lock readers say so first, at the key)
+            raise EnvmatError(
+                f"{redact(url)} is not a valid URL ({problem})", hint="fix the URL in the lock"
+            )
         parts = urlsplit(url)
         clean = urlunsplit(
             (

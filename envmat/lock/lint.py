@@ -1,4 +1,4 @@
-"""Checks on a raw pylock.toml that ``packaging.pylock`` leaves out: name, version, keys, hashes, markers."""
+"""Checks on a raw pylock.toml that ``packaging.pylock`` leaves out: name, version, keys, hashes, URLs, sizes, markers."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from packaging.markers import InvalidMarker, Marker
 from packaging.version import InvalidVersion, Version
 
 from ..errors import EnvmatError
+from .model import url_problem
 
 __all__ = [
     "VERIFIABLE_ALGORITHMS",
@@ -316,15 +317,42 @@ def _check_package(base: str, package: Mapping[str, Any]) -> list[LintIssue]:
                 hint="remove the version key, or ignore this warning if the lock was written by pdm",
             )
         )
-    for key in ("archive", "sdist"):
-        table = package.get(key)
-        if isinstance(table, Mapping):
-            issues += _check_hashes(f"{base}.{key}.hashes", table.get("hashes"))
+    files = [(f"{base}.{key}", package.get(key)) for key in ("archive", "sdist")]
     wheels = package.get("wheels")
     if isinstance(wheels, list):
-        for index, wheel in enumerate(wheels):
-            if isinstance(wheel, Mapping):
-                issues += _check_hashes(f"{base}.wheels[{index}].hashes", wheel.get("hashes"))
+        files += [(f"{base}.wheels[{index}]", wheel) for index, wheel in enumerate(wheels)]
+    for path, table in files:
+        if isinstance(table, Mapping):
+            issues += _check_hashes(f"{path}.hashes", table.get("hashes"))
+            issues += _check_location(path, table)
+    return issues
+
+
+def _check_location(path: str, table: Mapping[str, Any]) -> list[LintIssue]:
+    """A file's url must be one a download can start from, and its size a byte count: checked
+    here, where the message can name the key, instead of failing mid-sync."""
+    issues: list[LintIssue] = []
+    url = table.get("url")
+    problem = url_problem(url) if isinstance(url, str) else None
+    if problem:
+        issues.append(
+            LintIssue(
+                severity="error",
+                key_path=_join(path, "url"),
+                message=f"{url!r} is not a valid URL ({problem})",
+                hint="lock again, or fix the URL",
+            )
+        )
+    size = table.get("size")
+    if isinstance(size, int) and not isinstance(size, bool) and size < 0:
+        issues.append(
+            LintIssue(
+                severity="error",
+                key_path=_join(path, "size"),
+                message=f"size {size} is not a number of bytes (0 or more)",
+                hint="lock again, or remove the size key",
+            )
+        )
     return issues
 
 

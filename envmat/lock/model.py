@@ -10,6 +10,18 @@ from attrs import field, frozen
 SourceKind = Literal["wheel", "sdist", "archive", "vcs", "directory"]
 
 
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is not a URL a download can start from (``urlsplit`` refuses it, or its port
+    is out of range), or None. The readers say it at the lock's key; the fetcher again."""
+    from urllib.parse import urlsplit
+
+    try:
+        urlsplit(url).port  # noqa: B018  (the port is only checked when read)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 @frozen(kw_only=True)
 class FileRef:
     """One locked file: its name, where to get it and what it must hash to."""

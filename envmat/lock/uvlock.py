@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from attrs import frozen
 from packaging.markers import InvalidMarker, Marker
@@ -25,7 +25,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 
 from ..errors import EnvmatError
 from ..target import Target
-from .model import FileRef, LockedDist, Selection
+from .model import FileRef, LockedDist, Selection, url_problem
 
 #: The newest ``version`` of the uv.lock schema this reader understands. uv rejects any greater
 #: version (a schema change is a breaking event); ``revision`` changes are backward compatible.
@@ -753,7 +753,21 @@ def _wheel_filename(lock: _Lock, pkg: _Package, i: int, wheel: Mapping[str, Any]
             f"{pkg.where}.wheels[{i}]",
             hint="run `uv lock` again",
         )
-    return unquote(urlsplit(str(location)).path.rstrip("/").rsplit("/", 1)[-1])
+    key = "url" if wheel.get("url") else "path"
+    parts = _split_url(lock, str(location), f"{pkg.where}.wheels[{i}].{key}")
+    return unquote(parts.path.rstrip("/").rsplit("/", 1)[-1])
+
+
+def _split_url(lock: _Lock, url: str, where: str) -> SplitResult:
+    """``urlsplit(url)``, or the lock's error naming the key when it is not a URL at all."""
+    problem = url_problem(url)
+    if problem:
+        raise lock.error(
+            f"{url!r} is not a valid URL ({problem})",
+            where,
+            hint="run `uv lock` again, or fix the URL",
+        )
+    return urlsplit(url)
 
 
 def parse_hash(lock: _Lock, raw: Any, where: str) -> dict[str, str]:
@@ -792,6 +806,7 @@ def _wheel_dist(lock: _Lock, pkg: _Package, i: int, wheel: Mapping[str, Any]) ->
             name=pkg.name, version=pkg.version, kind="wheel", wheel=ref, key_path=pkg.key_path
         )
     if kind == "url":
+        _split_url(lock, pkg.source_value, f"{pkg.where}.source")
         ref = FileRef(filename=filename, url=pkg.source_value, size=size, hashes=hashes)
         direct = _direct_url(pkg.source_value, hashes)
     else:

@@ -590,3 +590,23 @@ def test_lint_does_not_mutate_its_input() -> None:
     before = copy.deepcopy(data)
     lint(data)
     assert data == before
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [("http://[::1/a-1.0-py3-none-any.whl", "Invalid IPv6 URL"), ("http://h:99999/a.whl", "Port out of range")],
+)
+def test_a_url_that_is_not_one_is_an_error_at_its_key(url: str, why: str) -> None:
+    """urlsplit refuses it: said at the key, not as a traceback from the download."""
+    data = base_lock()
+    data["packages"][0]["wheels"][0]["url"] = url
+    issue = only(lint(data))
+    assert (issue.severity, issue.key_path) == ("error", "packages[0].wheels[0].url")
+    assert url in issue.message and why in issue.message
+
+
+def test_a_negative_size_is_an_error() -> None:
+    data = base_lock()
+    data["packages"][3]["archive"]["size"] = -5
+    issue = only(lint(data))
+    assert (issue.severity, issue.key_path) == ("error", "packages[3].archive.size")

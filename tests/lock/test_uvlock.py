@@ -678,6 +678,15 @@ def test_bad_hash_and_bad_filename_name_the_key_path(tmp_path: Path) -> None:
     assert "package[1].wheels[0]" in error(write(tmp_path, lock), no_install_project=True).render()
 
 
+@pytest.mark.parametrize("bad", ["http://[::1/six-1.17.0-py3-none-any.whl", "https://h:99999/six-1.17.0-py3-none-any.whl"])
+def test_a_wheel_url_that_is_not_one_names_its_key(tmp_path: Path, bad: str) -> None:
+    start = EDITABLE.index("wheels = [", EDITABLE.index('name = "six"'))
+    url_at = EDITABLE.index('url = "', start) + len('url = "')
+    lock = EDITABLE[:url_at] + bad + EDITABLE[EDITABLE.index('"', url_at) :]
+    e = error(write(tmp_path, lock), no_install_project=True)
+    assert "package[1].wheels[0].url" in e.render() and "is not a valid URL" in e.message
+
+
 # --- the lock as a whole ------------------------------------------------------------------------
 
 
