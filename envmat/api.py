@@ -565,7 +565,8 @@ def _wheel_dist(path: Path) -> LockedDist:
     from .fetch import hash_local
 
     if not path.is_file():
-        raise EnvmatError(f"wheel {path} does not exist", hint="pass the path of a .whl file")
+        what = "is not a file" if path.exists() else "does not exist"
+        raise EnvmatError(f"wheel {path} {what}", hint="pass the path of a .whl file")
     try:
         name, version, _, _ = parse_wheel_filename(path.name)
     except ValueError as e:

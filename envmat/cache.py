@@ -394,6 +394,12 @@ class Cache:
                     context=[f"lock entry: {dist.key_path}"],
                     hint="paths in a lock are relative to the lock file's directory; build or restore the wheel",
                 ) from None
+            except OSError as e:  # a directory, no permission
+                raise EnvmatError(
+                    f"cannot read the wheel {ref.path} for {dist.name}: {e.strerror or e}",
+                    context=[f"lock entry: {dist.key_path}"],
+                    hint="the path must name a readable wheel file",
+                ) from None
             check_file(str(source), got, digests, ref.size, ref.hashes)
         elif archive.is_file():
             source = archive

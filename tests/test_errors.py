@@ -741,3 +741,24 @@ def test_a_plan_into_a_closed_pipe_stops_quietly(
     assert proc.wait(timeout=120) == 141, err
     assert err == ""
     assert not (tmp_path / "venv").exists()
+
+
+def test_a_locked_wheel_path_that_is_a_directory(tmp_path: Path) -> None:
+    """Not an IsADirectoryError traceback: the path, the lock entry and a hint."""
+    (tmp_path / "adir").mkdir()
+    wheel = {"name": "a-1.0-py3-none-any.whl", "path": "adir", "hashes": {"sha256": "0" * 64}}
+    lock = write_pylock(tmp_path / "pylock.toml", [package_entry("a", "1.0", [wheel])])
+    venv = tmp_path / "venv"
+    err = assert_user_error(run_envmat("sync", lock, "--venv", venv), "cannot read the wheel", "adir", "packages[0]")
+    assert "Is a directory" in err
+    assert not venv.exists()
+
+
+def test_the_wheel_api_names_a_directory_for_what_it_is(tmp_path: Path) -> None:
+    import envmat
+
+    (tmp_path / "d-1.0-py3-none-any.whl").mkdir()
+    with pytest.raises(envmat.EnvmatError) as e:
+        envmat.LockedVenv(tmp_path / "venv").install_wheel(tmp_path / "d-1.0-py3-none-any.whl")
+    assert "is not a file" in e.value.message
+    assert not (tmp_path / "venv").exists()
