@@ -488,12 +488,13 @@ def sync(
         progress=progress,
     )
     reader = LockReader(lock_path, eng.cache_dir)
-    reader.check()  # a bad lock fails before anything is touched
     if not (reader.remembered or offline or dry_run):
         from .fetch import start_tls_setup
 
-        # a lock not seen before probably means downloads: load the CA bundle meanwhile
+        # a lock not seen before probably means downloads: load the CA bundle meanwhile (it
+        # loads without the GIL, so beside the check; that touches nothing either)
         start_tls_setup()
+    reader.check()  # a bad lock fails before anything is touched
     from .fastpath import fingerprint, noop_options
 
     options = noop_options(
