@@ -534,6 +534,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         log("removing the run trees (kept until now: see Bench.bury)")
         bench.clear_graveyard()
+        for tool in tools:
+            if isinstance(tool, Uv):
+                # uv's default warm sync revalidates every URL and may download a wheel again
+                # (a new cache entry each time): unpruned, its warm cache grew to 54 GB over a
+                # few dozen runs and filled the disk mid-run
+                subprocess.run(
+                    [uv, "cache", "prune", "-q"], env=tool.env(), capture_output=True, check=False
+                )
         log(
             "  (creating files right after a big delete is slower on some filesystems: before"
             " timing anything else, wait a few minutes or, as root, `sync; echo 3 >"
