@@ -50,21 +50,21 @@ def _target_info(target: Target) -> dict[str, str]:
 
 
 def _check_numbers(jobs: int | None, timeout: float, lock_timeout: float | None) -> None:
-    """The library's side of the checks the command line makes (fastpath.parse_*)."""
-    import math
+    """The library's side of the checks the command line makes (the same rules: fastpath.py)."""
+    from .fastpath import jobs_problem, seconds_problem
 
-    bad = []
-    if jobs is not None and not (isinstance(jobs, int) and jobs >= 1):
-        bad.append(f"jobs={jobs!r} (a whole number, 1 or more, or None)")
-    if not (isinstance(timeout, (int, float)) and 0 < timeout < math.inf):
-        bad.append(f"timeout={timeout!r} (seconds, more than 0)")
-    if lock_timeout is not None and not (
-        isinstance(lock_timeout, (int, float)) and 0 <= lock_timeout < math.inf
-    ):
-        bad.append(f"lock_timeout={lock_timeout!r} (seconds, 0 or more, or None)")
+    problems = {
+        "jobs": jobs_problem(jobs) if jobs is not None else None,
+        "timeout": seconds_problem(timeout, zero_ok=False),
+        "lock_timeout": seconds_problem(lock_timeout, zero_ok=True)
+        if lock_timeout is not None
+        else None,
+    }
+    bad = [f"{name}: {why}" for name, why in problems.items() if why]
     if bad:
         raise EnvmatError(
-            "invalid " + ", ".join(bad), hint="pass the values the parentheses describe"
+            "invalid " + "; ".join(bad),
+            hint="jobs: 1 or more (or None); timeout: seconds above 0; lock_timeout: 0 or more (or None)",
         )
 
 

@@ -141,39 +141,50 @@ def noop_options(
     }
 
 
+def jobs_problem(n: object) -> str | None:
+    """Why ``n`` cannot be ``--jobs`` (a whole number, 1 or more), or None."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        return f"{n!r} is not a whole number"
+    return None if n >= 1 else f"{n} is not 1 or more"
+
+
+def seconds_problem(x: object, *, zero_ok: bool, unit: str = "seconds") -> str | None:
+    """Why ``x`` cannot be a duration: a finite number more than 0 (``zero_ok``: 0 or more)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return f"{x!r} is not a number of {unit}"
+    if (x >= 0 if zero_ok else x > 0) and x < float("inf"):  # (NaN fails both)
+        return None
+    return f"{x:g} is not a number of {unit}, {'0 or more' if zero_ok else 'greater than 0'}"
+
+
 def parse_jobs(text: str) -> int:
     """``--jobs``: a whole number, 1 or more (raises ValueError saying what is wrong)."""
     try:
         n = int(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a whole number") from None
-    if n < 1:
-        raise ValueError(f"{n} is not 1 or more")
+    _raise_if(jobs_problem(n))
     return n
 
 
 def parse_timeout(text: str) -> float:
     """``--timeout``: seconds, more than 0 (urllib3 and sockets refuse anything else)."""
     x = _number(text, "seconds")
-    if not 0 < x < float("inf"):  # (NaN fails both comparisons)
-        raise ValueError(f"{text} is not a number of seconds greater than 0")
+    _raise_if(seconds_problem(x, zero_ok=False))
     return x
 
 
 def parse_wait(text: str) -> float:
     """``--lock-timeout``: seconds, 0 or more (0: give up at once when the venv is held)."""
-    return _at_least_zero(text, "seconds")
+    x = _number(text, "seconds")
+    _raise_if(seconds_problem(x, zero_ok=True))
+    return x
 
 
 def parse_days(text: str) -> float:
     """``cache prune --older-than``: days, 0 or more."""
-    return _at_least_zero(text, "days")
-
-
-def _at_least_zero(text: str, unit: str) -> float:
-    x = _number(text, unit)
-    if not 0 <= x < float("inf"):
-        raise ValueError(f"{text} is not a number of {unit}, 0 or more")
+    x = _number(text, "days")
+    _raise_if(seconds_problem(x, zero_ok=True, unit="days"))
     return x
 
 
@@ -182,6 +193,11 @@ def _number(text: str, unit: str) -> float:
         return float(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a number of {unit}") from None
+
+
+def _raise_if(problem: str | None) -> None:
+    if problem:
+        raise ValueError(problem)
 
 
 #: options whose values the fast parse checks as the full parser does (cli.py)

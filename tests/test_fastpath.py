@@ -89,7 +89,9 @@ def test_python_matches_only_the_venvs_own_interpreter(tmp_path) -> None:  # typ
         ("--lock-timeout", "abc", False),
     ],
 )
-def test_fast_parse_and_argparse_check_values_alike(option: str, value: str, ok: bool, capsys: pytest.CaptureFixture[str]) -> None:
+def test_fast_parse_and_argparse_check_values_alike(
+    option: str, value: str, ok: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A value argparse refuses is never taken by the fast parse (which would skip the check:
     a replayed or no-op sync would have run with it), and argparse says what is wrong."""
     argv = ["sync", "l.toml", option, value]
@@ -111,15 +113,17 @@ def test_the_library_refuses_the_same_values(tmp_path) -> None:  # type: ignore[
     lock.write_text('lock-version = "1.0"\ncreated-by = "t"\n[[packages]]\nname = "x"\n')
     with pytest.raises(envmat.EnvmatError) as e:
         envmat.sync(lock, tmp_path / "venv", jobs=0, timeout=float("nan"), lock_timeout=-1)
-    assert "jobs=0" in e.value.message and "timeout=nan" in e.value.message
-    assert "lock_timeout=-1" in e.value.message
+    assert "jobs: 0 is not 1 or more" in e.value.message
+    assert "timeout: nan is not a number of seconds" in e.value.message
+    assert "lock_timeout: -1 is not a number of seconds, 0 or more" in e.value.message
     assert not (tmp_path / "venv").exists()
 
 
 @pytest.mark.parametrize("value", ["-1", "nan", "x"])
-def test_cache_prune_refuses_a_meaningless_age(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cache_prune_refuses_a_meaningless_age(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args(["cache", "prune", "--older-than", value])
     assert exit_.value.code == 2
     assert "argument --older-than: " in capsys.readouterr().err
-
