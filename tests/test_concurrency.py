@@ -4,6 +4,7 @@ safely, and the seed's race (threads fighting over a shared ``nvidia/__init__.py
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -115,23 +116,39 @@ def test_two_syncs_of_different_locks_on_one_venv_serialize(
         sync_ok(locks[name], venv, ENV)
         refs[name] = venv_tree(venv)
     waited = 0
-    # start: from C, from A, and from no venv at all (both must create it, one does)
-    for round_, start in enumerate(["C", "A", None, "C", None, "C"]):
+    # start: from C, from A, and from no venv at all (both must create it, one does); the
+    # last round holds the venv lock until both syncs wait for it, so that they certainly race
+    # (free-running rounds can finish one sync before the other starts)
+    for round_, start in enumerate(["C", "A", None, "C", None, "C", "held"]):
+        held = start == "held"
         if start is None:
             shutil.rmtree(venv)
+        elif held:
+            sync_ok(locks["C"], venv, ENV)
         else:
             sync_ok(locks[start], venv, ENV)
         first, second = ("A", "B") if round_ % 2 == 0 else ("B", "A")
-        procs = {first: _start_sync(locks[first], venv), second: _start_sync(locks[second], venv)}
+        early = {}
+        with FileLock(str(lock_path(venv))) if held else contextlib.nullcontext():
+            procs = {}
+            for name in (first, second):
+                procs[name] = _start_sync(locks[name], venv)
+                if held:  # its first words: that it waits for the lock this test holds
+                    stderr = procs[name].stderr
+                    assert stderr is not None
+                    early[name] = stderr.readline()
         order = _wait_in_exit_order(procs)
-        errs = {name: p.communicate()[1] for name, p in procs.items()}
+        errs = {name: early.get(name, "") + p.communicate()[1] for name, p in procs.items()}
         for name, p in procs.items():
             assert p.returncode == 0, f"round {round_}: sync {name} failed:\n{errs[name]}"
             assert "Traceback" not in errs[name]
         last = order[-1]
         waiting = [name for name, err in errs.items() if "waiting for another envmat" in err]
-        # whoever had to wait for the venv lock ran its sync second, and exited last
-        assert waiting in ([], [last]), (round_, order, waiting, errs)
+        if held:
+            assert sorted(waiting) == ["A", "B"], errs
+        else:
+            # whoever had to wait for the venv lock ran its sync second, and exited last
+            assert waiting in ([], [last]), (round_, order, waiting, errs)
         waited += bool(waiting)
         assert_same_tree(venv_tree(venv), refs[last], f"round {round_}: {last} exited last")
         assert not transaction_leftovers(venv)
