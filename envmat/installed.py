@@ -12,7 +12,7 @@ from typing import Any
 from attrs import frozen
 
 from .logs import Logger
-from .record import parse_record
+from .record import record_rows
 from .target import Target
 
 log = Logger(__name__)
@@ -123,17 +123,17 @@ def _read_dist(
     files: list[InstalledFile] = []
     outside: list[str] = []
     try:
-        record = parse_record((info / "RECORD").read_text(encoding="utf-8"))
+        record = record_rows((info / "RECORD").read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         log.warning("%s has no readable RECORD (%s); only its dist-info can be removed", info, e)
         record = []
-    for rec in record:
-        rel = record_path_in_venv(site, rec.path)
+    for path, _, size, sha256 in record:
+        rel = record_path_in_venv(site, path)
         if rel is None or rel.startswith("../") or rel == "..":
             # never touch a path outside the venv, whatever a RECORD says (DESIGN.md §4)
-            outside.append(rec.path)
+            outside.append(path)
             continue
-        files.append(InstalledFile(path=rel, sha256=rec.sha256, size=rec.size))
+        files.append(InstalledFile(path=rel, sha256=sha256, size=size))
     try:
         installer = (info / "INSTALLER").read_text(encoding="utf-8").strip()
     except OSError:

@@ -55,17 +55,22 @@ def record_hash_to_hex(value: str) -> tuple[str, str]:
 
 
 def parse_record(text: str) -> list[RecordEntry]:
-    """Parse RECORD rows; ValueError names the first malformed row.
+    """Parse RECORD rows; ValueError names the first malformed row."""
+    return [RecordEntry(path, hash_, size, sha) for path, hash_, size, sha in record_rows(text)]
+
+
+def record_rows(text: str) -> list[tuple[str, str, int | None, str | None]]:
+    """RECORD rows as (path, hash, size, sha256 hex digest or None), without an object per row
+    (the venv scan reads every installed file's row); ValueError names the first malformed row.
 
     RECORD is CSV (PEP 376). Rows without a quote or a carriage return (all but a few) read the
-    same split on commas as through ``csv``, which costs several times more per row: the venv
-    scan reads every installed file's row.
+    same split on commas as through ``csv``, which costs several times more per row.
     """
     if '"' in text or "\r" in text:
         rows: Iterable[list[str]] = csv.reader(io.StringIO(text))
     else:
         rows = (line.split(",") if line else [] for line in text.split("\n"))
-    entries = []
+    out: list[tuple[str, str, int | None, str | None]] = []
     for lineno, row in enumerate(rows, start=1):
         if not row:
             continue
@@ -82,12 +87,17 @@ def parse_record(text: str) -> list[RecordEntry]:
         else:
             size_int = None
         sha = None
-        if hash_:
+        if len(hash_) == 50 and hash_.startswith("sha256="):
+            # the usual row: 43 characters of urlsafe base64, one "=" short of a whole group
+            sha = binascii.a2b_base64(
+                (hash_[7:] + "=").encode("ascii").translate(_FROM_URLSAFE)
+            ).hex()
+        elif hash_:
             algo, hexd = record_hash_to_hex(hash_)  # validates the form
             if algo == "sha256":
                 sha = hexd
-        entries.append(RecordEntry(path, hash_, size_int, sha))
-    return entries
+        out.append((path, hash_, size_int, sha))
+    return out
 
 
 def format_record(rows: Iterable[tuple[str, str, int | None]]) -> bytes:

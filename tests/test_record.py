@@ -82,3 +82,26 @@ def test_a_sha256_row_carries_its_hex_digest() -> None:
     assert e.sha256 == hashlib.sha256(b"x").hexdigest()
     assert blank.sha256 is None and other.sha256 is None
     assert e == RecordEntry("a.py", record_hash_of(b"x"), 1)  # (derived: not compared)
+
+
+@pytest.mark.parametrize(
+    "hash_",
+    [
+        record_hash_of(b"x"),
+        record_hash_of(b""),
+        "sha256=" + "_-" * 21 + "A",  # urlsafe characters: 43 of them, the usual length
+        "SHA256=" + record_hash_of(b"x")[7:],  # the algorithm's name in capitals
+        "sha256=" + record_hash_of(b"x")[7:] + "=",  # padded after all
+        "sha512=" + hashlib.sha512(b"x").hexdigest()[:86],
+    ],
+)
+def test_the_usual_rows_fast_decoding_agrees_with_the_general_one(hash_: str) -> None:
+    """``record_rows`` decodes a 43-character sha256 row inline (the venv scan's hot loop): it
+    must read every row exactly as ``record_hash_to_hex`` does."""
+    from envmat.record import record_rows
+
+    ((path, got_hash, size, sha),) = record_rows(f"p/a.py,{hash_},3\n")
+    algo, hexd = record_hash_to_hex(hash_)
+    assert (path, got_hash, size) == ("p/a.py", hash_, 3)
+    assert sha == (hexd if algo == "sha256" else None)
+    assert parse_record(f"p/a.py,{hash_},3\n")[0].sha256 == sha
