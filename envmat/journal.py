@@ -114,10 +114,21 @@ def prune_dirs(prefix: Path, paths: list[str], stop: set[str]) -> None:
         while d and d not in stop:
             candidates.add(d)
             d = posixpath.dirname(d)
+    base = os.fspath(prefix)
+    kept: set[str] = set()  # directories still holding something, and so their parents
     for d in sorted(candidates, key=lambda x: x.count("/"), reverse=True):
-        # not empty (or already gone): somebody still owns something there
-        with contextlib.suppress(OSError):
-            os.rmdir(prefix / d)
+        if d in kept:
+            continue
+        try:
+            os.rmdir(f"{base}/{d}")
+        except FileNotFoundError:
+            pass  # already gone
+        except OSError:
+            # not empty: somebody still owns something there, and so in every parent
+            parent = posixpath.dirname(d)
+            while parent and parent not in kept:
+                kept.add(parent)
+                parent = posixpath.dirname(parent)
 
 
 def finish(prefix: Path, journal: Journal, stop: set[str], durable: bool = True) -> None:

@@ -65,3 +65,25 @@ def test_finish_after_commit(tmp_path: Path) -> None:
 def test_staging_names_are_never_importable() -> None:
     name = jr.staging_name("lib/site/zz.pth", "abc")
     assert name.startswith("lib/site/.") and not name.endswith((".pth", ".py"))
+
+
+def test_prune_dirs_removes_what_the_change_emptied_and_nothing_else(tmp_path: Path) -> None:
+    """Deepest first; a directory that still holds something keeps its parents (they are not
+    tried: each would fail), whatever order the removed paths come in."""
+    for d in ("sp/pkg/sub/deep", "sp/pkg/other", "sp/keep/inner", "share/tool/1", "stop"):
+        (tmp_path / d).mkdir(parents=True)
+    (tmp_path / "sp/pkg/other/still.txt").write_text("owned by someone else")
+    (tmp_path / "sp/keep/inner/file").write_text("x")
+    removed = [
+        "share/tool/1/notes.txt",
+        "sp/pkg/sub/deep/a.py",
+        "sp/pkg/sub/b.py",
+        "sp/keep/gone.py",
+        "stop/x",
+    ]
+    jr.prune_dirs(tmp_path, removed, {"sp", "share", "stop", ""})
+    assert not (tmp_path / "sp/pkg/sub").exists()  # emptied: gone, deepest first
+    assert not (tmp_path / "share/tool").exists()
+    assert (tmp_path / "sp/pkg/other/still.txt").exists() and (tmp_path / "sp/pkg").is_dir()
+    assert (tmp_path / "sp/keep/inner/file").exists()
+    assert (tmp_path / "share").is_dir() and (tmp_path / "stop").is_dir()  # scheme roots stay
