@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=_checked(parse_jobs),
         default=None,
-        help="parallel downloads and file operations (default: 4 downloads, 4 file operations per core)",
+        help="parallel downloads and file operations (default: 3 downloads, 4 file operations per core)",
     )
     s.add_argument(
         "--timeout",

@@ -165,7 +165,7 @@ def test_ctrl_c_stops_the_helper_and_this_process(
         env={**os.environ, "ENVMAT_CACHE_DIR": str(cache_dir)},
     )
     deadline = time.monotonic() + 60
-    while len(http_server.requests) < 6:  # four download threads and the helper's two jobs
+    while len(http_server.requests) < 6:  # three download threads and the helper's three jobs
         assert proc.poll() is None and time.monotonic() < deadline, "the sync never got that far"
         time.sleep(0.01)
     time.sleep(0.3)

@@ -246,9 +246,9 @@ def test_lock_warnings_are_shown_once_and_strict_refuses(make_wheel: MakeWheel, 
     assert proc.returncode == 1 and "markr" in proc.stderr and not (tmp_path / "v2").exists()
 
 
-@pytest.mark.parametrize(("jobs", "most"), [(None, 4), (6, 6)], ids=["default", "jobs-6"])
+@pytest.mark.parametrize(("jobs", "most"), [(None, 3), (6, 6)], ids=["default", "jobs-6"])
 def test_downloads_at_once(make_wheel: MakeWheel, tmp_path: Path, http_server, cache_dir: Path, jobs: int | None, most: int, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    """Four downloads at once by default (each also unpacks its wheel as it arrives, Python work
+    """Three downloads at once by default (each also unpacks its wheel as it arrives, Python work
     under one GIL: more only trade places on it); ``--jobs`` sets the number."""
     import threading
 
