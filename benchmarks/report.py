@@ -115,7 +115,8 @@ def render(data: dict[str, Any]) -> str:
         f"{meta['date']} · {meta['machine']} · Python {meta['python']} · "
         + " · ".join(f"{k}: {v}" for k, v in meta["tools"].items()),
         f"runs per case: {meta['runs']} (noop 2x, compile ≤3, cold ≤5) after {meta['warmup']} warm-up; "
-        f"seconds, whole process(es); step = the installer alone (uv/pip: after `uv venv`)",
+        f"seconds, whole process(es); step = the installer alone (uv/pip: after `uv venv`); "
+        f"CPU = user + system seconds of those processes (median)",
         "",
     ]
     idx = _index(data)
@@ -151,13 +152,13 @@ def render(data: dict[str, Any]) -> str:
                     case, tool,
                     _f(s and s["min"]), _f(s and s["median"]), _f(s and s["max"]),
                     _f(w and w["min"]), _f(w and w["median"]), _f(w and w["max"]),
-                    str(r["n"]), _f(r.get("peak_rss_mb"), 1),
+                    _f((r.get("cpu") or {}).get("median")), str(r["n"]), _f(r.get("peak_rss_mb"), 1),
                     str(tree.get("files", "")), str(tree.get("pyc", "")), status,
                 ])  # fmt: skip
         out.append(_table(
             ["case", "tool", "step min", "step med", "step max", "whole min", "whole med",
-             "whole max", "n", "peak RSS MB", "files", "pyc", "status"],
-            rows, {2, 3, 4, 5, 6, 7, 8, 9, 10, 11},
+             "whole max", "CPU med", "n", "peak RSS MB", "files", "pyc", "status"],
+            rows, {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12},
         ))  # fmt: skip
         out.append("")
         for r in failures:

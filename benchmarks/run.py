@@ -75,6 +75,7 @@ class CaseResult:
     whole: list[float] = field(default_factory=list)
     step: list[float] = field(default_factory=list)
     rss_kb: list[int] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # user + system seconds, whole figure
     error: str | None = None
     stderr_tail: str = ""
     tree: dict[str, int] | None = None
@@ -90,6 +91,7 @@ class CaseResult:
             "step": summary(self.step),
             "whole_runs": [round(x, 6) for x in self.whole],
             "step_runs": [round(x, 6) for x in self.step],
+            "cpu": summary(self.cpu),
             "peak_rss_mb": round(max(self.rss_kb) / 1024, 1) if self.rss_kb else None,
             "ok": self.error is None and self.skipped is None and bool(self.whole),
             "error": self.error,
@@ -306,6 +308,7 @@ class Bench:
                 if steps:
                     cr.step.append(sum(steps))
                 cr.rss_kb.append(max(r.maxrss_kb for r in res))
+                cr.cpu.append(sum(r.cpu_seconds for r in res))
             if last:
                 cr.tree = tree_stats(venv)
             return True

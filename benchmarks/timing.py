@@ -21,6 +21,10 @@ class ProcResult:
     returncode: int
     seconds: float
     maxrss_kb: int
+    #: user + system CPU seconds of the child and of every descendant it waited for (a cold
+    #: envmat sync's helper process and interpreter query are in it): with ``seconds``, how
+    #: much of the wall time the cores were busy
+    cpu_seconds: float
     stdout: str
     stderr: str
 
@@ -66,7 +70,7 @@ def run_proc(
                 cwd=cwd,
             )
         except OSError as exc:
-            return ProcResult(args, 127, 0.0, 0, "", f"cannot start {args[0]}: {exc}")
+            return ProcResult(args, 127, 0.0, 0, 0.0, "", f"cannot start {args[0]}: {exc}")
         timer: threading.Timer | None = None
         if timeout:
             timer = threading.Timer(timeout, proc.kill)
@@ -82,7 +86,10 @@ def run_proc(
         err.seek(0)
         stdout = out.read().decode("utf-8", "replace")
         stderr = err.read().decode("utf-8", "replace")
-    return ProcResult(args, proc.returncode, seconds, _maxrss_kb(usage.ru_maxrss), stdout, stderr)
+    cpu = usage.ru_utime + usage.ru_stime
+    return ProcResult(
+        args, proc.returncode, seconds, _maxrss_kb(usage.ru_maxrss), cpu, stdout, stderr
+    )
 
 
 def summary(values: Sequence[float]) -> dict[str, float] | None:
