@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -22,6 +23,7 @@ from .logs import Logger, setup
 log = Logger(__name__)
 
 _ATTEMPTS = 4  # whole-download attempts for a body that breaks off; urllib3 retries connects itself
+_HASH_LINK = re.compile(r"[0-9a-f]{8}\.[0-9]+")
 
 
 def redact(url: str) -> str:
@@ -72,7 +74,17 @@ def _build_tls() -> None:
             or os.environ.get("CURL_CA_BUNDLE")
             or os.environ.get("SSL_CERT_FILE")
         )
-        if ca:
+        paths = ssl.get_default_verify_paths()
+        lazy = _lazy_ca_dir(ca or paths.openssl_cafile, paths.openssl_cafile, paths.openssl_capath)
+        if lazy:
+            # Parsing a whole CA bundle costs OpenSSL 3 ~30 ms of CPU in every process, while a
+            # hashed directory is read lazily, one CA per handshake. When the bundle asked for
+            # is the system's and the system's directory holds as many certificates
+            # (update-ca-certificates writes both from one set), the directory alone is
+            # asked: the same trust. The bundle is still loaded if a check fails (widen_ca).
+            context.load_verify_locations(capath=lazy)
+            _tls["skipped_cafile"] = ca or paths.openssl_cafile
+        elif ca:
             context.load_verify_locations(cafile=ca)
         else:
             context.load_default_certs()
@@ -81,6 +93,42 @@ def _build_tls() -> None:
         _tls["context"] = context
     except Exception as e:  # raised to the downloader that needs the context (tls_context)
         _tls["error"] = e
+
+
+def _lazy_ca_dir(bundle: str, system_bundle: str, capath: str) -> str | None:
+    """The hashed CA directory to use instead of the CA bundle file ``bundle``, or None: only
+    when ``bundle`` is the system's bundle and ``capath`` (the system's directory) holds at
+    least as many certificates."""
+    try:
+        if os.path.realpath(bundle) != os.path.realpath(system_bundle):
+            return None  # a bundle of the user's own: exactly what it trusts, nothing more
+        own_dir = os.environ.get("SSL_CERT_DIR")
+        if own_dir and os.path.realpath(own_dir) != os.path.realpath(capath):
+            return None  # OpenSSL's defaults would ask that directory too: load them
+        with os.scandir(capath) as it:
+            # c_rehash names: <8 hex digits of the subject hash>.<n> (CRLs are .r<n>)
+            links = sum(1 for e in it if _HASH_LINK.fullmatch(e.name))
+        with open(bundle, "rb") as f:
+            certs = f.read().count(b"-----BEGIN CERTIFICATE-----")
+    except OSError:
+        return None
+    return capath if links >= certs > 0 else None
+
+
+def widen_ca() -> bool:
+    """Load the CA bundle file the lazy set-up skipped (``_build_tls``) into the shared context,
+    once: True when it did so now (a failed certificate check is then worth trying again)."""
+    with _tls_lock:
+        cafile = _tls.pop("skipped_cafile", None)
+        context = _tls.get("context")
+        if cafile is None or context is None:
+            return False
+        try:
+            context.load_verify_locations(cafile=cafile)
+        except (OSError, ValueError):
+            return False
+        log.info("certificate check failed with the CA directory alone: loaded %s too", cafile)
+        return True
 
 
 def wait_tls() -> None:
@@ -234,6 +282,13 @@ class Fetcher:
                 delay *= 2
             except urllib3.exceptions.MaxRetryError as e:
                 reason = e.reason
+                if (
+                    isinstance(reason, urllib3.exceptions.SSLError)
+                    and "CERTIFICATE_VERIFY_FAILED" in str(reason)
+                    and attempt < _ATTEMPTS
+                    and widen_ca()
+                ):
+                    continue  # the certificate may be in the bundle file the set-up skipped
                 if (
                     isinstance(reason, urllib3.exceptions.ResponseError)
                     and "redirect" in str(reason).lower()
