@@ -175,6 +175,102 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: option -> (attribute, how its value is read: None for a flag, "append", "count" or a parser)
+_FAST_OPTIONS: dict[str, tuple[str, Any]] = {
+    "--python": ("python", str),
+    "--extra": ("extra", "append"),
+    "--all-extras": ("all_extras", None),
+    "--group": ("group", "append"),
+    "--all-groups": ("all_groups", None),
+    "--no-default-groups": ("no_default_groups", None),
+    "--only-group": ("only_group", "append"),
+    "--no-dev": ("no_dev", None),
+    "--no-install-project": ("no_install_project", None),
+    "--offline": ("offline", None),
+    "--strict": ("strict", None),
+    "--inexact": ("inexact", None),
+    "--venv": ("venv", str),
+    "--cache-dir": ("cache_dir", str),
+    "--lock-timeout": ("lock_timeout", "parse_wait"),
+    "-q": ("quiet", None),
+    "--quiet": ("quiet", None),
+    "-v": ("verbose", "count"),
+    "--verbose": ("verbose", "count"),
+    "--link-mode": ("link_mode", str),
+    "--compile-bytecode": ("compile_bytecode", None),
+    "--jobs": ("jobs", "parse_jobs"),
+    "--timeout": ("timeout", "parse_timeout"),
+}
+
+
+def fast_args(argv: list[str]) -> Any:
+    """What ``build_parser().parse_args(argv)`` gives for a plain ``sync`` (the options the
+    no-op path reads), without importing and building argparse (~25 ms of a cold sync's start);
+    None for anything else, which argparse parses and, if need be, explains."""
+    from types import SimpleNamespace
+
+    from . import fastpath
+
+    if fastpath.parse_sync_argv(argv) is None:
+        return None
+    ns = SimpleNamespace(
+        version=False,
+        command="sync",
+        lock=None,
+        python=None,
+        extra=[],
+        all_extras=False,
+        group=[],
+        all_groups=False,
+        no_default_groups=False,
+        only_group=[],
+        no_dev=False,
+        no_install_project=False,
+        offline=False,
+        strict=False,
+        inexact=False,
+        venv=".venv",
+        cache_dir=None,
+        lock_timeout=None,
+        quiet=False,
+        verbose=0,
+        json=False,
+        link_mode=os.environ.get("ENVMAT_LINK_MODE", "auto"),
+        compile_bytecode=False,
+        reinstall_modified=False,
+        jobs=None,
+        timeout=30.0,
+        dry_run=False,
+    )
+    rest = argv[1:]
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        i += 1
+        if not arg.startswith("-"):
+            ns.lock = arg
+            continue
+        name, eq, value = arg.partition("=")
+        attr, kind = _FAST_OPTIONS[name]  # (parse_sync_argv knows no other names)
+        if kind is None:
+            setattr(ns, attr, True)
+        elif kind == "count":
+            setattr(ns, attr, getattr(ns, attr) + 1)
+        else:
+            if not eq:
+                value = rest[i]
+                i += 1
+            if kind == "append":
+                getattr(ns, attr).append(value)
+            elif kind is str:
+                setattr(ns, attr, value)
+            else:
+                setattr(ns, attr, getattr(fastpath, kind)(value))  # (checked valid already)
+    if ns.link_mode not in LINK_MODES:
+        return None
+    return ns
+
+
 def _setup_logging(verbose: int, quiet: bool) -> None:
     from . import logs
 
@@ -210,8 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     if fast is not None:
         return fast
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = fast_args(list(sys.argv[1:] if argv is None else argv))
+    if args is None:
+        parser = build_parser()
+        args = parser.parse_args(argv)
     if args.version:
         from . import __version__
 

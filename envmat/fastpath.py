@@ -263,6 +263,8 @@ def parse_sync_argv(
                     return None
                 i += 1
                 value = args[i]
+                if value.startswith("-"):
+                    return None  # argparse takes it for an option (and says what is missing)
             elif eq and not takes:
                 return None
             if takes:

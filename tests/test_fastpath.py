@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from envmat.cli import _options, build_parser
+from envmat.cli import _options, build_parser, fast_args
 from envmat.fastpath import noop_options, parse_sync_argv
 
 SAME = [
@@ -26,6 +26,37 @@ def test_fast_parse_agrees_with_argparse(argv: list[str]) -> None:
     args = build_parser().parse_args(argv)
     assert (lock, venv, quiet) == (args.lock, args.venv, args.quiet)
     assert options == noop_options(compile_bytecode=args.compile_bytecode, **_options(args))
+
+
+MORE = [
+    ["sync", "l.toml", "-v", "--verbose", "--python", "3.12", "--python=/usr/bin/python3"],
+    ["sync", "l.toml", "--group", "a", "--group", "a", "--extra", "z", "--extra", "a"],
+    ["sync", "l.toml", "--venv=-odd", "--link-mode=symlink", "--jobs=2", "--timeout", "1e3"],
+    ["sync", "--python=", "l.toml", "--lock-timeout", "0", "-q", "-q"],
+]
+
+
+@pytest.mark.parametrize("argv", SAME + MORE)
+def test_fast_args_are_what_argparse_gives(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain sync skips argparse (cli.fast_args): every attribute must be argparse's."""
+    for link_mode in (None, "copy"):
+        if link_mode:
+            monkeypatch.setenv("ENVMAT_LINK_MODE", link_mode)
+        assert vars(fast_args(argv)) == vars(build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sync", "l.toml", "--venv", "-x"],  # argparse: "expected one argument"
+        ["sync", "l.toml", "--link-mode", "sideways"],
+        ["sync", "l.toml", "--jobs", "0"],
+        ["sync", "l.toml", "--json"],
+        ["plan", "l.toml"],
+    ],
+)
+def test_fast_args_leave_the_rest_to_argparse(argv: list[str]) -> None:
+    assert fast_args(argv) is None
 
 
 @pytest.mark.parametrize(
