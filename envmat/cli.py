@@ -390,15 +390,16 @@ def _sync(args: argparse.Namespace, notify: Any) -> int:
         from .prefetch import start
 
         root = str(Path(args.cache_dir or cache_root()))  # as the engine spells it
-        # a new venv: its interpreter is found and asked while the engine is imported
-        start(args.python, root)
         cold = args.command == "sync" and not (args.dry_run or args.offline)
         if cold and many_new(root, args.lock, _HELPER_FROM):
             from . import fillhelper
 
-            # and many packages from a lock the cache has not seen probably mean a cold sync:
-            # a helper process gets ready to fill the cache beside this one (fillhelper.py)
+            # many packages from a lock the cache has not seen probably mean a cold sync: a
+            # helper process gets ready to fill the cache beside this one (fillhelper.py);
+            # first, as its start-up is the longest of what runs beside the engine's imports
             fillhelper.start_ahead(root, args.timeout)
+        # a new venv: its interpreter is found and asked while the engine is imported
+        start(args.python, root)
     from .api import sync
     from .report import change_lines, summary_line
 
