@@ -176,3 +176,25 @@ def test_ctrl_c_stops_the_helper_and_this_process(
     assert "interrupted" in err and "Traceback" not in err
     assert len(http_server.requests) == in_flight == 6
     assert not venv.exists()
+
+
+def test_the_costliest_wheels_are_fetched_first(make_wheel: MakeWheel, tmp_path: Path, http_server: FaultServer) -> None:
+    """One download at a time shows the order: by size, a pure-Python wheel counted three times
+    (many small files cost more per byte than a binary wheel's few large ones; cache.py)."""
+    from packaging.tags import sys_tags
+
+    platform = next(iter(sys_tags())).platform
+    wheels = {
+        "pure": make_wheel("pure", "1.0", files={"pure/__init__.py": "", "pure/blob.bin": os.urandom(100_000)}),
+        "small-bin": make_wheel("small-bin", "1.0", tag=f"py3-none-{platform}", files={"small_bin/__init__.py": "", "small_bin/blob.bin": os.urandom(200_000)}),
+        "big-bin": make_wheel("big-bin", "1.0", tag=f"py3-none-{platform}", files={"big_bin/__init__.py": "", "big_bin/blob.bin": os.urandom(400_000)}),
+    }
+    pkgs = []
+    for name, whl in wheels.items():
+        shutil.copy(whl, http_server.root / whl.name)
+        pkgs.append(package_entry(name, "1.0", [wheel_entry(whl, url=http_server.url_for(whl.name))]))
+    lock = write_pylock(tmp_path / "pylock.toml", pkgs)
+    proc = run_envmat("sync", lock, "--venv", tmp_path / "v", "--jobs", "1", env={"ENVMAT_FILL_HELPER": "0"})
+    assert proc.returncode == 0, proc.stderr
+    order = [r.path.rsplit("/", 1)[-1].split("-")[0] for r in http_server.requests if r.method == "GET"]
+    assert order == ["big_bin", "pure", "small_bin"]
