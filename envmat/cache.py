@@ -242,7 +242,7 @@ class Cache:
     def _fill(
         self, todo: Sequence[tuple[int, LockedDist]], helper: Helper | None
     ) -> dict[int, Future[CachedWheel]]:
-        """Fetch and unpack ``todo`` (biggest first): download threads, and the helper process
+        """Fetch and unpack ``todo`` (costliest first): download threads, and the helper process
         when there is one, take the next job from one queue; each job's entry or error."""
         from collections import deque
 
@@ -259,8 +259,8 @@ class Cache:
 
         def download() -> None:
             if tls:
-                # take a job only when it can start: a thread that took the biggest wheel and
-                # then waited for the CA bundle would leave it to wait behind smaller ones
+                # take a job only when it can start: a thread that took the costliest wheel and
+                # then waited for the TLS set-up would leave it to wait behind cheaper ones
                 wait_tls()
             job = next_job()
             while job is not None:
@@ -312,7 +312,8 @@ class Cache:
                 )
             )
         assert source is not None
-        return unpackers.submit(-(dist.wheel.size or 0), self._unpacked, dist, source, downloaded)
+        cost = int(_fill_cost(dist.wheel))
+        return unpackers.submit(-cost, self._unpacked, dist, source, downloaded)
 
     def _with_helper(
         self,
@@ -579,9 +580,9 @@ def _failed(error: BaseException) -> Future[CachedWheel]:
 
 
 class _Unpackers:
-    """One unpack per core at a time (more only trade places on the GIL), the biggest waiting
-    wheel first: a cold sync ends with its last unpack, which should not be a big one that
-    waited behind small ones."""
+    """One unpack per core at a time (more only trade places on the GIL), the costliest waiting
+    wheel first (``_fill_cost``): a cold sync ends with its last unpack, which should not be a
+    long one that waited behind short ones."""
 
     def __init__(self, workers: int) -> None:
         self._heap: list[tuple[int, int, Future[Any], Callable[[], Any]]] = []

@@ -5,7 +5,7 @@ Python on one core at a time (the GIL): a cold sync of many or big wheels kept o
 while the other mostly waited. A helper process has an interpreter lock of its own. The CLI
 starts one for a new venv from a lock the cache has not seen (a cold sync is likely) before it
 imports the engine, so that the helper's own imports and TLS set-up use the other core
-meanwhile; ``Cache.prepare`` then hands it wheels from the biggest-first queue its own download
+meanwhile; ``Cache.prepare`` then hands it wheels from the costliest-first queue its own download
 threads take from. Measured on two cores: a cold ``large`` sync 37% faster, ``medium`` 13%.
 
 The helper runs ``Cache.prepare`` on each wheel it is given, in the same cache directory: what
