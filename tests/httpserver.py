@@ -276,3 +276,40 @@ def serve_directory(root: Path) -> Iterator[FaultServer]:
     Path(root).mkdir(parents=True, exist_ok=True)
     with FaultServer(root) as server:
         yield server
+
+
+def make_cert(directory: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 with subject ``CN=name``, and its key (openssl
+    makes them; the caller skips when ``shutil.which("openssl")`` is None)."""
+    import subprocess
+
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+@contextmanager
+def serve_tls(root: Path, cert: Path, key: Path) -> Iterator[str]:
+    """Serve the files under ``root`` over HTTPS on 127.0.0.1 with ``cert``; yields the base URL."""
+    import functools
+    import ssl
+    from http.server import SimpleHTTPRequestHandler
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -159,38 +159,21 @@ def test_an_unreadable_ca_bundle_is_one_clear_error(make_wheel: MakeWheel, tmp_p
 
 
 def test_tls_is_verified_and_a_custom_ca_bundle_is_honoured(make_wheel: MakeWheel, tmp_path: Path, cache_dir: Path) -> None:
-    import functools
     import shutil
-    import ssl
-    import threading
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
     import pytest
 
+    from tests.httpserver import make_cert, serve_tls
+
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to make a certificate for the test server")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
+    cert, key = make_cert(tmp_path, "127.0.0.1")
     served = tmp_path / "tls"
     served.mkdir()
     (whl,) = make_demo(make_wheel)[:1]
     (served / whl.name).write_bytes(whl.read_bytes())
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(served)))
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert, key)
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"https://127.0.0.1:{server.server_address[1]}/{whl.name}"
+    with serve_tls(served, cert, key) as base:
+        url = f"{base}/{whl.name}"
         lock = write_pylock(tmp_path / "lock" / "pylock.toml", [package_entry("hello-tool", "1.0", [wheel_entry(whl, url=url)])])
         clean = {"SSL_CERT_FILE": None, "REQUESTS_CA_BUNDLE": None, "CURL_CA_BUNDLE": None}
         # an unknown certificate is refused, clearly
@@ -204,5 +187,3 @@ def test_tls_is_verified_and_a_custom_ca_bundle_is_honoured(make_wheel: MakeWhee
         other = write_pylock(tmp_path / "lock2" / "pylock.toml", [package_entry("hello-tool", "1.0", [wheel_entry(whl, url=url.replace("127.0.0.1", "localhost"))])])
         err = assert_user_error(run_envmat("sync", other, "--venv", tmp_path / "v2", "--timeout", "5", env={**clean, "SSL_CERT_FILE": str(cert), "ENVMAT_CACHE_DIR": str(tmp_path / "c2")}), "download of")
         assert "hostname" in err.lower() or "doesn't match" in err or "not valid for" in err, err
-    finally:
-        server.shutdown()

@@ -3,32 +3,24 @@ loaded after all when a certificate check fails (fetch.py)."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import shutil
 import ssl
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from envmat import fetch
 from envmat.errors import EnvmatError
+from tests.httpserver import make_cert, serve_tls
 
 
 def _make_cert(tmp_path: Path, name: str) -> tuple[Path, Path]:
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to make certificates for the test server")
-    cert, key = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
-    return cert, key
+    return make_cert(tmp_path, name)
 
 
 def _hash_dir(tmp_path: Path, *certs: Path) -> Path:
@@ -49,20 +41,8 @@ def https(tmp_path: Path) -> Iterator[tuple[str, bytes, Path]]:
     served.mkdir()
     body = b"payload " * 1000
     (served / "f.bin").write_bytes(body)
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(served)))
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert, key)
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"https://127.0.0.1:{server.server_address[1]}/f.bin", body, cert
-    finally:
-        server.shutdown()
+    with serve_tls(served, cert, key) as base:
+        yield f"{base}/f.bin", body, cert
 
 
 @pytest.fixture
