@@ -175,32 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: option -> (attribute, how its value is read: None for a flag, "append", "count" or a parser)
-_FAST_OPTIONS: dict[str, tuple[str, Any]] = {
-    "--python": ("python", str),
-    "--extra": ("extra", "append"),
-    "--all-extras": ("all_extras", None),
-    "--group": ("group", "append"),
-    "--all-groups": ("all_groups", None),
-    "--no-default-groups": ("no_default_groups", None),
-    "--only-group": ("only_group", "append"),
-    "--no-dev": ("no_dev", None),
-    "--no-install-project": ("no_install_project", None),
-    "--offline": ("offline", None),
-    "--strict": ("strict", None),
-    "--inexact": ("inexact", None),
-    "--venv": ("venv", str),
-    "--cache-dir": ("cache_dir", str),
-    "--lock-timeout": ("lock_timeout", "parse_wait"),
-    "-q": ("quiet", None),
-    "--quiet": ("quiet", None),
-    "-v": ("verbose", "count"),
-    "--verbose": ("verbose", "count"),
-    "--link-mode": ("link_mode", str),
-    "--compile-bytecode": ("compile_bytecode", None),
-    "--jobs": ("jobs", "parse_jobs"),
-    "--timeout": ("timeout", "parse_timeout"),
-}
+#: argparse's names for the options whose own names do not give them
+_SHORT = {"-q": "quiet", "-v": "verbose"}
 
 
 def fast_args(argv: list[str]) -> Any:
@@ -251,21 +227,19 @@ def fast_args(argv: list[str]) -> Any:
             ns.lock = arg
             continue
         name, eq, value = arg.partition("=")
-        attr, kind = _FAST_OPTIONS[name]  # (parse_sync_argv knows no other names)
-        if kind is None:
-            setattr(ns, attr, True)
-        elif kind == "count":
-            setattr(ns, attr, getattr(ns, attr) + 1)
+        dest = _SHORT.get(name) or name[2:].replace("-", "_")  # as argparse names it
+        if name in ("-v", "--verbose"):
+            ns.verbose += 1
+        elif not fastpath.takes_value(name):
+            setattr(ns, dest, True)
         else:
             if not eq:
                 value = rest[i]
                 i += 1
-            if kind == "append":
-                getattr(ns, attr).append(value)
-            elif kind is str:
-                setattr(ns, attr, value)
-            else:
-                setattr(ns, attr, getattr(fastpath, kind)(value))  # (checked valid already)
+            if name in ("--extra", "--group", "--only-group"):
+                getattr(ns, dest).append(value)
+            else:  # (parse_sync_argv checked the value already)
+                setattr(ns, dest, fastpath.CHECKED.get(name, str)(value))
     if ns.link_mode not in LINK_MODES:
         return None
     return ns

@@ -201,7 +201,7 @@ def _raise_if(problem: str | None) -> None:
 
 
 #: options whose values the fast parse checks as the full parser does (cli.py)
-_CHECKED = {"--jobs": parse_jobs, "--timeout": parse_timeout, "--lock-timeout": parse_wait}
+CHECKED = {"--jobs": parse_jobs, "--timeout": parse_timeout, "--lock-timeout": parse_wait}
 
 # Options a no-op answer does not depend on (they only say how to do work) -> takes a value?
 _NEUTRAL = {
@@ -233,6 +233,11 @@ _SELECTING = {
 }
 
 
+def takes_value(name: str) -> bool:
+    """Whether ``name``, an option the fast parse knows, takes a value."""
+    return name == "--python" or (_NEUTRAL[name] if name in _NEUTRAL else _SELECTING[name][1])
+
+
 def parse_sync_argv(
     argv: list[str],
 ) -> tuple[str, str, dict[str, Any], bool, dict[str, str]] | None:
@@ -255,9 +260,7 @@ def parse_sync_argv(
                 return None
             lock = arg
         elif name in _NEUTRAL or name in _SELECTING or name == "--python":
-            takes = name == "--python" or (
-                _NEUTRAL[name] if name in _NEUTRAL else _SELECTING[name][1]
-            )
+            takes = takes_value(name)
             if takes and not eq:
                 if i + 1 >= len(args):
                     return None
@@ -269,9 +272,9 @@ def parse_sync_argv(
                 return None
             if takes:
                 given[name] = value
-            if name in _CHECKED:
+            if name in CHECKED:
                 try:
-                    _CHECKED[name](value)
+                    CHECKED[name](value)
                 except ValueError:
                     return None  # argparse says what is wrong with it
             if name == "--venv":
