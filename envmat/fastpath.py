@@ -168,7 +168,7 @@ def parse_jobs(text: str) -> int:
 
 
 def parse_timeout(text: str) -> float:
-    """``--timeout``: seconds, more than 0 (urllib3 and sockets refuse anything else)."""
+    """``--timeout``: seconds, more than 0 (sockets refuse anything else)."""
     x = _number(text, "seconds")
     _raise_if(seconds_problem(x, zero_ok=False))
     return x

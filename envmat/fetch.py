@@ -1,7 +1,8 @@
-"""Downloads over HTTP(S) with connection reuse, retries and streaming size/hash checks.
+"""Downloads over HTTP(S) (transport.py) with streaming size and hash checks, credentials
+from the URL or netrc, and the one TLS context every connection shares.
 
-urllib3 is imported here only, and this module only when a file is missing from the cache, so
-a warm or no-op sync never pays for it.
+This module is imported only when a file is missing from the cache: a warm or no-op sync never
+pays for ``ssl`` and ``http.client``.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import EnvmatError
-from .logs import Logger, setup
+from .logs import Logger
 
 log = Logger(__name__)
 
-_ATTEMPTS = 4  # whole-download attempts for a body that breaks off; urllib3 retries connects itself
+_ATTEMPTS = 4  # whole-download attempts for a body that breaks off; transport.py retries requests
 _HASH_LINK = re.compile(r"[0-9a-f]{8}\.[0-9]+")
 
 
@@ -44,8 +45,8 @@ _tls_lock = threading.Lock()
 def start_tls_setup() -> None:
     """Start building the TLS context in a thread, to overlap other work before downloads.
 
-    Loading a CA bundle takes OpenSSL 3 about 0.1 s (and importing urllib3 more): a sync that
-    will download starts it first thing, so it is ready when the first download is.
+    Loading a CA bundle takes OpenSSL 3 about 0.1 s (and importing ssl and http.client more): a
+    sync that will download starts it first thing, so it is ready when the first download is.
     """
     with _tls_lock:
         if "thread" not in _tls:
@@ -59,9 +60,8 @@ def _build_tls() -> None:
     try:
         import ssl
 
-        # the context urllib3's create_urllib3_context makes, made before urllib3 is imported:
-        # OpenSSL loads the CA bundle without the GIL, so the load overlaps the imports other
-        # threads hold it for (importing urllib3 first kept the load waiting behind them)
+        # made first: OpenSSL loads the CA bundle without the GIL, so the load overlaps the
+        # imports other threads hold it for (settings as urllib3's create_urllib3_context)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificates and hosts
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_TICKET
@@ -88,7 +88,7 @@ def _build_tls() -> None:
             context.load_verify_locations(cafile=ca)
         else:
             context.load_default_certs()
-        import urllib3  # noqa: F401  (here, so that the download threads find it imported)
+        from . import transport  # noqa: F401  (here, so that the download threads find it imported)
 
         _tls["context"] = context
     except Exception as e:  # raised to the downloader that needs the context (tls_context)
@@ -140,8 +140,7 @@ def wait_tls() -> None:
 
 
 def tls_context() -> Any:
-    """One TLS context for every connection: urllib3 would otherwise make one per connection
-    and load the whole CA bundle into each."""
+    """One TLS context for every connection, so that the CA bundle is loaded once."""
     start_tls_setup()
     _tls["thread"].join()
     if "error" in _tls:
@@ -157,54 +156,14 @@ class Fetcher:
     """One connection pool per process, shared by the download threads."""
 
     def __init__(self, *, timeout: float = 30.0, retries: int = 3) -> None:
-        setup()  # urllib3 logs through logging itself: configure it first
-        import urllib3
+        from . import __version__
+        from .transport import Transport
 
-        self._urllib3 = urllib3
         self.timeout = timeout
-        retry = urllib3.Retry(
-            total=retries,
-            connect=retries,
-            read=retries,
-            status=retries,
-            redirect=10,
-            backoff_factor=0.25,
-            status_forcelist=(429, 500, 502, 503, 504),
-            allowed_methods=None,
-            raise_on_status=False,
-            raise_on_redirect=True,
+        self._transport = Transport(
+            timeout=timeout, retries=retries, tls=tls_context, user_agent=f"envmat/{__version__}"
         )
-        self._retry = retry
-        self._pool_kw: dict[str, Any] = {"retries": retry, "maxsize": 16, "block": False}
-        self._lock = threading.Lock()
-        self._managers: dict[tuple[str, bool], Any] = {}
         self._netrc: Any = False  # a netrc.netrc once read; None: there is none
-        self._proxy_for: dict[tuple[str, str], str | None] = {}
-
-    def _manager_for(self, url: str) -> Any:
-        # `from` form: download threads run this at once, and `import urllib.request` can hand
-        # one of them the parent package before `urllib.request` is set on it (AttributeError)
-        from urllib.request import getproxies, proxy_bypass
-
-        urllib3 = self._urllib3
-        host = urlsplit(url).hostname or ""
-        scheme = urlsplit(url).scheme
-        # decided once per host: getproxies() and proxy_bypass() walk the whole environment
-        route = (host, scheme)
-        if route not in self._proxy_for:
-            bypass = proxy_bypass(host)
-            self._proxy_for[route] = None if bypass else getproxies().get(scheme)
-        proxy = self._proxy_for[route]
-        key = (proxy or "", scheme == "https")
-        kw = dict(self._pool_kw)
-        if scheme == "https":
-            kw["ssl_context"] = tls_context()  # outside the lock: it may still be loading
-        with self._lock:
-            mgr = self._managers.get(key)
-            if mgr is None:
-                mgr = urllib3.ProxyManager(proxy, **kw) if proxy else urllib3.PoolManager(**kw)
-                self._managers[key] = mgr
-            return mgr
 
     def _auth_headers(self, url: str) -> dict[str, str]:
         parts = urlsplit(url)
@@ -238,8 +197,8 @@ class Fetcher:
         ``on_chunk`` sees every chunk as it arrives (before the hashes are known: it must not
         trust them yet); ``on_retry`` is called before a broken-off download starts again.
         """
-        urllib3 = self._urllib3
         from .lock.model import url_problem  # (not at the top: fillhelper imports this first)
+        from .transport import BodyBroken, RequestFailed
 
         problem = url_problem(url)
         if problem:  # (the lock readers say so first, at the key)
@@ -266,11 +225,7 @@ class Fetcher:
             try:
                 self._download_once(clean, url, dest, size, hashes, headers, on_bytes, on_chunk)
                 return
-            except (
-                urllib3.exceptions.ProtocolError,
-                urllib3.exceptions.ReadTimeoutError,
-                ConnectionError,
-            ) as e:
+            except BodyBroken as e:
                 if attempt == _ATTEMPTS:
                     raise EnvmatError(
                         f"download of {redact(url)} failed: {e}",
@@ -280,29 +235,12 @@ class Fetcher:
                 log.info("retrying %s after %s", redact(url), e)
                 time.sleep(delay)
                 delay *= 2
-            except urllib3.exceptions.MaxRetryError as e:
-                reason = e.reason
-                if (
-                    isinstance(reason, urllib3.exceptions.SSLError)
-                    and "CERTIFICATE_VERIFY_FAILED" in str(reason)
-                    and attempt < _ATTEMPTS
-                    and widen_ca()
-                ):
+            except RequestFailed as e:
+                if e.certificate and attempt < _ATTEMPTS and widen_ca():
                     continue  # the certificate may be in the bundle file the set-up skipped
-                if (
-                    isinstance(reason, urllib3.exceptions.ResponseError)
-                    and "redirect" in str(reason).lower()
-                ):
-                    msg = "too many redirects"
-                else:
-                    msg = str(reason or e)
                 raise EnvmatError(
-                    f"download of {redact(url)} failed: {msg}",
+                    f"download of {redact(url)} failed: {e}",
                     hint="check the network connection, proxy settings (HTTPS_PROXY) and the URL",
-                ) from None
-            except urllib3.exceptions.HTTPError as e:
-                raise EnvmatError(
-                    f"download of {redact(url)} failed: {e}", hint="check the URL and the network"
                 ) from None
 
     def _download_once(
@@ -316,15 +254,7 @@ class Fetcher:
         on_bytes: Callable[[int], None] | None = None,
         on_chunk: Callable[[bytes], None] | None = None,
     ) -> None:
-        mgr = self._manager_for(clean)
-        resp = mgr.request(
-            "GET",
-            clean,
-            headers=headers,
-            preload_content=False,
-            timeout=self._urllib3.Timeout(connect=self.timeout, read=self.timeout),
-        )
-        try:
+        with self._transport.get(clean, headers) as resp:
             if resp.status != 200:
                 hint = (
                     "the server refused the credentials; put them in ~/.netrc or the URL"
@@ -341,7 +271,7 @@ class Fetcher:
             got = 0
             out = open(dest, "wb") if dest is not None else None  # noqa: SIM115
             try:
-                for chunk in resp.stream(1 << 18):
+                for chunk in resp.chunks(1 << 18):
                     got += len(chunk)
                     if size is not None and got > size:
                         raise EnvmatError(
@@ -359,8 +289,6 @@ class Fetcher:
             finally:
                 if out is not None:
                     out.close()
-        finally:
-            resp.release_conn()
         check_file(redact(url), got, {a: d.hexdigest() for a, d in digests.items()}, size, hashes)
 
 

@@ -21,7 +21,7 @@ def configure(level: int) -> None:
 
 
 def setup() -> None:
-    """Apply the configuration now: before a module that logs on its own (urllib3) is used."""
+    """Apply the configuration now (the first log record, or the CLI's -v once logging is in)."""
     if "level" in _config and not _config.get("done"):
         import logging
 

@@ -137,7 +137,7 @@ def test_a_warm_fresh_sync_imports_nothing_heavy(make_wheel: MakeWheel, tmp_path
     code = (
         "import sys, envmat.cli\n"
         f"rc = envmat.cli.main(['sync', {str(lock)!r}, '--venv', {str(tmp_path / 'second')!r}, *{flags!r}])\n"
-        "heavy = ('tomllib', 'tomli', 'logging', 'concurrent.futures', 'urllib3', 'filelock', 'subprocess')\n"
+        "heavy = ('tomllib', 'tomli', 'logging', 'concurrent.futures', 'http.client', 'ssl', 'envmat.transport', 'filelock', 'subprocess')\n"
         "found = [m for m in sys.modules if m in heavy or m.startswith('packaging.')]\n"  # bare `packaging` is its version string
         "print(rc, sorted(found))\n"
     )
