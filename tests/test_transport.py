@@ -234,3 +234,9 @@ def test_https_goes_through_a_connect_tunnel_and_checks_the_hosts_certificate(tm
         with pytest.raises(RequestFailed) as refused:
             _get(_transport(tls=trusting(other)), f"{base}/f.whl")
         assert refused.value.certificate
+
+
+def test_https_through_an_https_proxy_is_refused_with_the_way_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "https://127.0.0.1:9")
+    with pytest.raises(RequestFailed, match=r"https:// proxy are not supported: give the proxy's http:// address"):
+        _get(_transport(), "https://127.0.0.1:9/f.whl")
