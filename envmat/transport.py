@@ -101,9 +101,6 @@ class Response:
         elif encoding not in ("identity", ""):
             raise RequestFailed(f"the server sent the file in an unknown encoding ({encoding})")
 
-    def header(self, name: str) -> str | None:
-        return self._raw.getheader(name)
-
     def chunks(self, size: int) -> Iterator[bytes]:
         """The body, in pieces of about ``size`` bytes; ``BodyBroken`` if it breaks off."""
         raw, inflater = self._raw, self._inflater
