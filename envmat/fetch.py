@@ -159,7 +159,6 @@ class Fetcher:
         from . import __version__
         from .transport import Transport
 
-        self.timeout = timeout
         self._transport = Transport(
             timeout=timeout, retries=retries, tls=tls_context, user_agent=f"envmat/{__version__}"
         )
