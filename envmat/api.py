@@ -29,7 +29,8 @@ from .venv import (
 )
 
 if TYPE_CHECKING:
-    from .fs import LinkMode
+    from .ahead import PlaceAhead
+    from .fs import Linker, LinkMode
 
 log = Logger(__name__)
 
@@ -109,6 +110,10 @@ class _Engine:
         self.durable = True
         #: what the last transaction wrote (replay.py records a first sync's)
         self.last_writes: Sequence[Any] = ()
+        #: a new venv's files placed while its wheels downloaded (``create``, ahead.py), and the
+        #: linker that placed them (the transaction goes on with it)
+        self.ahead: PlaceAhead | None = None
+        self.linker: Linker | None = None
 
     def open(self, python: str | None) -> tuple[bool, Target, str | None]:
         """(must create, target, recovery message) for the venv, creating nothing yet.
@@ -183,7 +188,11 @@ class _Engine:
             creating_marker(self.venv).unlink(missing_ok=True)
 
     def create(self, base: Target, dists: Sequence[LockedDist]) -> Target:
-        """Fetch and verify every file, then make the venv; its target without asking again.
+        """Fetch and verify every file and make the venv; its target without asking again.
+
+        With every file in the cache the venv is made once they are verified. When some must be
+        fetched, the venv is made first and each wheel's files are placed in it as soon as its
+        cache entry is filled (ahead.py); a failed fetch removes the venv again.
 
         A marker beside the venv stands while it is being made and first synced (until
         ``undo_creation`` ends), so that a venv half-made by a killed process is recognised and
@@ -192,6 +201,11 @@ class _Engine:
         """
         from .venv import make_template, template_ready
 
+        python = venv_python(self.venv)
+        # what asking the new venv's interpreter would answer (target()): its base's answer
+        # under its own name; kept, so that the next sync into the venv need not start it
+        answer = attrs.evolve(base, executable=str(python))
+        target = answer.in_venv(self.venv)
         # a cold cache has no template venv for this interpreter yet: its venv module runs
         # (a subprocess) while the wheels download
         maker = None
@@ -202,20 +216,40 @@ class _Engine:
                 target=make_template, args=(self.interpreter, self.cache_dir), daemon=True
             )
             maker.start()
-        try:
-            self._cache().prepare(dists)
-        finally:
+
+        def make_venv() -> None:
             if maker is not None:
                 maker.join()
-        creating_marker(self.venv).touch()
-        create_venv(self.venv, self.interpreter, self.cache_dir)
+            creating_marker(self.venv).touch()
+            create_venv(self.venv, self.interpreter, self.cache_dir)
+
+        cache = self._cache()
+        if self.offline or not cache.missing(dists):
+            try:
+                cache.prepare(dists)
+            finally:
+                if maker is not None:
+                    maker.join()
+            make_venv()
+        else:
+            from .ahead import PlaceAhead
+            from .fs import Linker
+
+            self.linker = Linker(self.link_mode)
+            ahead = PlaceAhead(str(self.venv), target, str(python), self.linker, make_venv)
+            try:
+                try:
+                    cache.prepare(dists, on_fill=ahead.submit)
+                finally:
+                    ahead.finish()
+            except BaseException:
+                shutil.rmtree(self.venv, ignore_errors=True)
+                creating_marker(self.venv).unlink(missing_ok=True)
+                raise
+            self.ahead = ahead
         self.durable = False
-        python = venv_python(self.venv)
-        # what asking the new venv's interpreter would answer (target()): its base's answer
-        # under its own name; kept, so that the next sync into the venv need not start it
-        answer = attrs.evolve(base, executable=str(python))
         remember_target(python, self.cache_dir, answer)
-        return answer.in_venv(self.venv)
+        return target
 
     def remember_for_replay(
         self,
@@ -284,10 +318,14 @@ class _Engine:
         fingerprint: str | None = None,
         compile_bytecode: bool = False,
     ) -> tuple[list[Any], dict[str, Any]]:
-        from .installed import scan
+        from .installed import InstalledState, scan
         from .plan import plan_dists
 
-        installed = scan(self.venv, target)
+        if self.ahead is not None:
+            # made by this run: its only files are those placed ahead, which no RECORD lists yet
+            installed = InstalledState(dists={}, state={})
+        else:
+            installed = scan(self.venv, target)
         cache = self._cache()
         cached_keys = self._cached_keys(cache, locked)
         changes = plan_dists(
@@ -342,7 +380,14 @@ class _Engine:
         # a file edited in the venv may be a hardlink into the cache: check those entries first
         wheels = cache.prepare(to_install, verify=set(reinstall or {}))
         stats["downloaded"] = sum(w.downloaded for w in wheels)
-        manifest = build_manifest(wheels, target, str(venv_python(self.venv)), strict=self.strict)
+        ahead = self.ahead
+        manifest = build_manifest(
+            wheels,
+            target,
+            str(venv_python(self.venv)),
+            strict=self.strict,
+            parts=ahead.parts if ahead is not None else None,
+        )
         self.warnings += manifest.conflicts
         site_dirs = sorted({target.rel("purelib"), target.rel("platlib")})
         untrusted = {p for paths in (reinstall or {}).values() for p in paths}
@@ -363,6 +408,8 @@ class _Engine:
                 progress=self.progress,
                 stop=self.stop_dirs(target),
                 durable=self.durable,
+                placed=ahead.placed if ahead is not None else None,
+                linker=self.linker,
             )
             stats.update(written=result.written, removed=result.removed, link_mode=result.link_mode)
             self.warnings += result.fallbacks

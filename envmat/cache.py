@@ -169,9 +169,15 @@ class Cache:
         return out
 
     def prepare(
-        self, dists: Sequence[LockedDist], verify: Collection[str] = ()
+        self,
+        dists: Sequence[LockedDist],
+        verify: Collection[str] = (),
+        on_fill: Callable[[CachedWheel], None] | None = None,
     ) -> list[CachedWheel]:
-        """Every dist's wheel unpacked in the cache, fetching and verifying what is missing."""
+        """Every dist's wheel unpacked in the cache, fetching and verifying what is missing.
+
+        ``on_fill`` is called with each entry this call fills as soon as it is ready, from the
+        thread that filled it (ahead.py places a new venv's files meanwhile)."""
         if self.offline:
             missing = self.missing(dists)
             if missing:
@@ -213,7 +219,7 @@ class Cache:
 
             # the costliest first: the last one to finish should be a cheap one
             todo.sort(key=lambda t: -_fill_cost(t[1].wheel) if t[1].wheel else 0)
-            filled = self._fill(todo, fillhelper.take(str(self.root)))
+            filled = self._fill(todo, fillhelper.take(str(self.root)), on_fill)
             for i, _ in todo:
                 try:
                     results[i] = filled[i].result()
@@ -240,7 +246,10 @@ class Cache:
         return done
 
     def _fill(
-        self, todo: Sequence[tuple[int, LockedDist]], helper: Helper | None
+        self,
+        todo: Sequence[tuple[int, LockedDist]],
+        helper: Helper | None,
+        on_fill: Callable[[CachedWheel], None] | None = None,
     ) -> dict[int, Future[CachedWheel]]:
         """Fetch and unpack ``todo`` (costliest first): download threads, and the helper process
         when there is one, take the next job from one queue; each job's entry or error."""
@@ -264,7 +273,7 @@ class Cache:
                 wait_tls()
             job = next_job()
             while job is not None:
-                filled[job[0]] = self._start(job[1], unpackers)
+                filled[job[0]] = self._start(job[1], unpackers, on_fill)
                 job = next_job()
 
         # downloads wait on the network, unpacks on the CPU and the disk: separate pools, so
@@ -278,7 +287,7 @@ class Cache:
             threads.append(
                 threading.Thread(
                     target=self._with_helper,
-                    args=(helper, next_job, filled, unpackers, download, stopping),
+                    args=(helper, next_job, filled, unpackers, download, stopping, on_fill),
                 )
             )
         try:
@@ -295,7 +304,12 @@ class Cache:
             unpackers.shutdown()
         return filled
 
-    def _start(self, dist: LockedDist, unpackers: _Unpackers) -> Future[CachedWheel]:
+    def _start(
+        self,
+        dist: LockedDist,
+        unpackers: _Unpackers,
+        on_fill: Callable[[CachedWheel], None] | None = None,
+    ) -> Future[CachedWheel]:
         """Fetch ``dist`` in this thread; its entry (or error) once unpacked."""
         assert dist.wheel is not None
         try:
@@ -303,17 +317,27 @@ class Cache:
         except Exception as e:  # the thread that collects the results raises it
             return _failed(e)
         if streamed is not None:  # unpacked while it downloaded
-            return _done(
-                CachedWheel(
-                    dist=dist,
-                    index=streamed,
-                    root=self.unpacked_dir(cache_key(dist.wheel)),
-                    downloaded=downloaded,
-                )
+            entry = CachedWheel(
+                dist=dist,
+                index=streamed,
+                root=self.unpacked_dir(cache_key(dist.wheel)),
+                downloaded=downloaded,
             )
+            if on_fill is not None:
+                on_fill(entry)
+            return _done(entry)
         assert source is not None
         cost = int(_fill_cost(dist.wheel))
-        return unpackers.submit(-cost, self._unpacked, dist, source, downloaded)
+        future = unpackers.submit(-cost, self._unpacked, dist, source, downloaded)
+        if on_fill is not None:
+            report = on_fill
+
+            def filled(f: Future[CachedWheel]) -> None:
+                if f.exception() is None:
+                    report(f.result())
+
+            future.add_done_callback(filled)
+        return future
 
     def _with_helper(
         self,
@@ -323,6 +347,7 @@ class Cache:
         unpackers: _Unpackers,
         download: Callable[[], None],
         stopping: threading.Event,
+        on_fill: Callable[[CachedWheel], None] | None = None,
     ) -> None:
         """Feed the helper process jobs from the queue once it is ready (fillhelper.py); what it
         leaves unanswered, and the rest of the queue if it goes, are done in this thread."""
@@ -361,9 +386,10 @@ class Cache:
                 else:
                     root = self.unpacked_dir(key)
                     downloaded = int(reply["downloaded"])
-                    filled[i] = _done(
-                        CachedWheel(dist=dist, index=index, root=root, downloaded=downloaded)
-                    )
+                    entry = CachedWheel(dist=dist, index=index, root=root, downloaded=downloaded)
+                    if on_fill is not None:
+                        on_fill(entry)
+                    filled[i] = _done(entry)
         except HelperGone:
             log.debug("the helper process is gone; this one fetches what it left")
         finally:
@@ -372,7 +398,7 @@ class Cache:
             for i, dist in out.items():
                 assert dist.wheel is not None
                 self.progress.download_finished(dist.wheel.filename)
-                filled[i] = self._start(dist, unpackers)
+                filled[i] = self._start(dist, unpackers, on_fill)
         download()  # whatever is still queued
 
     def _fetch(self, dist: LockedDist) -> tuple[Path | None, int, WheelIndex | None]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -146,8 +146,14 @@ def apply(
     stop: set[str] | None = None,
     progress: Progress | None = None,
     durable: bool = True,
+    placed: Mapping[str, str] | None = None,
+    linker: Linker | None = None,
 ) -> ApplyResult:
-    """Apply ``plan``; on any error or interrupt before the commit point, restore the venv."""
+    """Apply ``plan``; on any error or interrupt before the commit point, restore the venv.
+
+    ``placed``: the files a new venv got while its wheels downloaded (ahead.py), path -> cache
+    file; a write of those very bytes is done already, any other write to such a path replaces
+    it. ``linker``: the one that placed them (its link mode, fallbacks said once)."""
     progress = progress or NoProgress()
     stop = stop or {""}
     txid = os.urandom(6).hex()  # (uuid would import platform)
@@ -155,13 +161,22 @@ def apply(
     removes = [p for p in plan.removes if os.path.lexists(root + p)]
     planned = set(removes)
     removes += [p for p in stale_pycache(prefix, plan.stale_modules) if p not in planned]
-    dirs = _missing_dirs(root, plan.writes)
+    todo: Sequence[TargetFile] = plan.writes
+    if placed:
+        todo = [tf for tf in todo if tf.link is None or placed.get(tf.path) != tf.link]
+    done_ahead = len(plan.writes) - len(todo)
+    dirs = _missing_dirs(root, todo)
     # a file in a directory this transaction creates cannot exist yet: no lstat for it (on a
     # fresh venv that is nearly every file)
     fresh = set(dirs)
+    placed = placed or {}
     writes = [
-        (tf, tf.path.rpartition("/")[0] not in fresh and os.path.lexists(root + tf.path))
-        for tf in plan.writes
+        (
+            tf,
+            tf.path in placed
+            or (tf.path.rpartition("/")[0] not in fresh and os.path.lexists(root + tf.path)),
+        )
+        for tf in todo
     ]
     journal = jr.Journal(
         txid=txid,
@@ -169,7 +184,7 @@ def apply(
         removes=tuple(removes),
         dirs=tuple(dirs),
     )
-    linker = Linker(link_mode)
+    linker = linker or Linker(link_mode)
     workers = _Workers(jobs)
     try:
         jr.write_journal(prefix, journal, durable)
@@ -201,7 +216,7 @@ def apply(
         raise
     jr.finish(prefix, journal, stop, durable)
     return ApplyResult(
-        written=len(writes),
+        written=len(writes) + done_ahead,
         removed=len(removes),
         link_mode=linker.mode,
         fallbacks=tuple(linker.fallbacks),

@@ -162,14 +162,22 @@ def _record_rel(site: str) -> Callable[[str], str]:
 
 
 def build_manifest(
-    wheels: Iterable[CachedWheel], target: Target, python: str, *, strict: bool = False
+    wheels: Iterable[CachedWheel],
+    target: Target,
+    python: str,
+    *,
+    strict: bool = False,
+    parts: Mapping[str, tuple[DistManifest, list[TargetFile]]] | None = None,
 ) -> Manifest:
-    """Merge the wheels' files; one entry per path, with every distribution that ships it."""
+    """Merge the wheels' files; one entry per path, with every distribution that ships it.
+    ``parts``: ``dist_files`` already computed for these target and python, by cache key."""
     files: dict[str, TargetFile] = {}
     dists: dict[str, DistManifest] = {}
     conflicts: list[str] = []
     for cached in sorted(wheels, key=lambda c: c.dist.name):
-        dm, dfiles = dist_files(cached, target, python)
+        assert cached.dist.wheel is not None
+        part = parts.get(cache_key(cached.dist.wheel)) if parts else None
+        dm, dfiles = part if part is not None else dist_files(cached, target, python)
         dists[dm.name] = dm
         for tf in dfiles:
             prev = files.get(tf.path)

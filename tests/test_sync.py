@@ -144,16 +144,20 @@ def test_venv_matches_a_fresh_sync_after_changes(make_wheel: MakeWheel, tmp_path
     assert snap(a).keys() == snap(b).keys()
 
 
-def test_download_over_http_and_cache_reuse(make_wheel: MakeWheel, tmp_path: Path, http_server, cache_dir: Path) -> None:  # type: ignore[no-untyped-def]
-    wheels = make_demo(make_wheel)
+def served_lock(tmp_path: Path, server, wheels: list[Path]) -> Path:  # type: ignore[no-untyped-def]
+    """A lock of ``wheels`` by URL, served by ``server`` (the ``http_server`` fixture)."""
     served = tmp_path / "served"
     served.mkdir(exist_ok=True)
     pkgs = []
     for whl in wheels:
         shutil.copy(whl, served / whl.name)
         name, version = whl.name.split("-")[:2]
-        pkgs.append(package_entry(name.replace("_", "-"), version, [wheel_entry(whl, url=http_server.url_for(whl.name))]))
-    lock = write_pylock(tmp_path / "pylock.toml", pkgs)
+        pkgs.append(package_entry(name.replace("_", "-"), version, [wheel_entry(whl, url=server.url_for(whl.name))]))
+    return write_pylock(tmp_path / "pylock.toml", pkgs)
+
+
+def test_download_over_http_and_cache_reuse(make_wheel: MakeWheel, tmp_path: Path, http_server, cache_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    lock = served_lock(tmp_path, http_server, make_demo(make_wheel))
     run_ok("sync", lock, "--venv", tmp_path / "v1")
     assert len(http_server.requests) == 3
     # a second venv from the same lock downloads nothing
