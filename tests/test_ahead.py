@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from envmat.record import parse_record
-from tests.conftest import run_envmat
-from tests.test_sync import run_ok, served_lock, site_packages
+from tests.conftest import run_envmat, tree_snapshot
+from tests.test_replay import sync_in_process
+from tests.test_sync import make_demo, run_ok, served_lock, site_packages
 
 MakeWheel = Callable[..., Path]
 
@@ -108,3 +110,28 @@ def test_copy_mode_places_whole_copies(
     assert os.stat(big).st_nlink == 1
     assert not [p for p in venv.rglob("*") if ".envmat-" in p.name]
     assert run_envmat("check", "--venv", venv, lock).returncode == 0
+
+
+def test_a_venv_placed_ahead_is_the_venv_the_other_paths_make(
+    make_wheel: MakeWheel, tmp_path: Path, http_server, cache_dir: Path  # type: ignore[no-untyped-def]
+) -> None:
+    # the demo: launchers, a #!python script, a data file, two wheels sharing nsdemo/__init__.py
+    lock = served_lock(tmp_path, http_server, make_demo(make_wheel))
+    http_server.set_fault("ns_a-1.0-py3-none-any.whl", "slow", seconds=0.5, always=True)
+    venv = tmp_path / "venv"
+    rc, full, _ = sync_in_process("sync", lock, "--venv", venv)  # cold: placed ahead
+    assert rc == 0 and full and len(http_server.requests) == 3
+    placed_ahead = tree_snapshot(venv)
+    # the same venv from the warm cache by the full path (no record to replay), then replayed
+    shutil.rmtree(venv)
+    shutil.rmtree(cache_dir / "replays-v2")
+    rc, full, _ = sync_in_process("sync", lock, "--venv", venv)
+    assert rc == 0 and full
+    assert tree_snapshot(venv) == placed_ahead
+    shutil.rmtree(venv)
+    rc, full, _ = sync_in_process("sync", lock, "--venv", venv)
+    assert rc == 0 and not full
+    assert tree_snapshot(venv) == placed_ahead
+    assert len(http_server.requests) == 3
+    out = subprocess.run([venv / "bin/hello-tool"], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["hello", str(venv)]
