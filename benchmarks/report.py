@@ -9,16 +9,16 @@ from typing import Any
 # (label, envmat case, uv case, pip case, goal, first milestone); None = no target / not run
 RATIO_ROWS: list[tuple[str, str, str | None, str | None, float | None, float | None]] = [
     ("no-op (venv already matches)", "noop", "noop", "noop", 1.5, 3.0),
-    ("fresh + sync, hardlink, warm (vs uv --offline)", "fresh", "fresh_offline", "fresh", 1.0, 1.5),
-    ("fresh + sync, hardlink, warm (vs uv default)", "fresh", "fresh", "fresh", None, None),
+    # (same rounds: envmat's plain warm sync beside uv --offline, run.py's fresh_offline)
     (
-        "fresh + sync, hardlink, envmat --offline",
+        "fresh + sync, hardlink, warm (vs uv --offline)",
         "fresh_offline",
         "fresh_offline",
         "fresh",
         1.0,
         1.5,
     ),
+    ("fresh + sync, hardlink, warm (vs uv default)", "fresh", "fresh", "fresh", None, None),
     ("fresh + sync, copy mode", "fresh_copy", "fresh_copy", "fresh", 1.0, 1.5),
     ("cold cache", "cold", "cold", None, 1.0, 1.3),
     ("--compile-bytecode", "compile", "compile", "compile", 1.0, 1.3),
