@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import difflib
 import hashlib
 import json
 import re
@@ -287,6 +286,8 @@ def _close_key(key: str, known: Sequence[str]) -> str | None:
     normalized = key.lower().replace("_", "-").replace(" ", "-")
     if normalized in known:
         return normalized
+    import difflib  # (only for a key that is not known: every sync reads this module)
+
     matches = difflib.get_close_matches(normalized, known, n=1, cutoff=0.75)
     return matches[0] if matches else None
 
