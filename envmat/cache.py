@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -47,6 +48,8 @@ _SUPPORTED = ("sha256", "sha512", "sha384", "sha3_256", "blake2b", "sha224")
 
 
 _DOWNLOADS = 3  # the default number of downloads at once (``--jobs`` sets it)
+#: how long the costliest jobs wait for the helper process before this one takes them (``_fill``)
+_RESERVED_FOR = 0.1
 
 
 def cache_key(ref: FileRef) -> str:
@@ -261,10 +264,29 @@ class Cache:
         tls = any(d.wheel is not None and (d.wheel.url or "").startswith("https:") for _, d in todo)
         qlock = threading.Lock()
         filled: dict[int, Future[CachedWheel]] = {}
+        # The helper's first jobs are the costliest: this process also places every wheel's
+        # files (ahead.py) and runs the transaction, and a big wheel sharing it with two other
+        # downloads and the placement ended a cold sync alone. They are kept for the helper
+        # until it is gone or _RESERVED_FOR seconds have passed (it is usually ready by now).
+        reserved: deque[tuple[int, LockedDist]] = deque()
+        release_at = [0.0]
+        if helper is not None:
+            from .fillhelper import AT_ONCE
 
-        def next_job() -> tuple[int, LockedDist] | None:
+            while len(reserved) < AT_ONCE and len(queue) > 1:
+                reserved.append(queue.popleft())
+            hold = float(os.environ.get("ENVMAT_FAULT_HELPER_RESERVE") or _RESERVED_FOR)  # (tests)
+            release_at[0] = time.monotonic() + hold
+
+        def next_job(helper_side: bool = False) -> tuple[int, LockedDist] | None:
             with qlock:
+                if reserved and (helper_side or not queue or time.monotonic() >= release_at[0]):
+                    return reserved.popleft()
                 return queue.popleft() if queue else None
+
+        def after_helper() -> None:
+            release_at[0] = 0.0  # what it left (all of it, if it never came) goes to this process
+            download()
 
         def download() -> None:
             if tls:
@@ -287,7 +309,15 @@ class Cache:
             threads.append(
                 threading.Thread(
                     target=self._with_helper,
-                    args=(helper, next_job, filled, unpackers, download, stopping, on_fill),
+                    args=(
+                        helper,
+                        lambda: next_job(helper_side=True),
+                        filled,
+                        unpackers,
+                        after_helper,
+                        stopping,
+                        on_fill,
+                    ),
                 )
             )
         try:
@@ -299,6 +329,7 @@ class Cache:
             stopping.set()
             with qlock:
                 queue.clear()
+                reserved.clear()
             raise
         finally:
             unpackers.shutdown()
@@ -702,8 +733,6 @@ def _remove_entry(path: Path) -> int:
 
 def _in_progress(p: Path) -> bool:
     """A work directory another envmat is filling right now (crashed ones age out in an hour)."""
-    import time
-
     if not p.name.startswith(".tmp-"):
         return False
     try:
@@ -735,8 +764,6 @@ def clean_cache(root: Path) -> dict[str, int]:
 
 def prune_cache(root: Path, *, older_than_days: float) -> dict[str, int]:
     """Remove wheels no sync installed from in the last ``older_than_days`` days, and leftovers."""
-    import time
-
     limit = time.time() - older_than_days * 86400
     entries = freed = 0
     # remembered selections (lock/memo.py) and replay records (replay.py) go by when they were

@@ -198,3 +198,23 @@ def test_the_costliest_wheels_are_fetched_first(make_wheel: MakeWheel, tmp_path:
     assert proc.returncode == 0, proc.stderr
     order = [r.path.rsplit("/", 1)[-1].split("-")[0] for r in http_server.requests if r.method == "GET"]
     assert order == ["big_bin", "pure", "small_bin"]
+
+
+def test_the_costliest_wheels_go_to_the_helper(make_wheel: MakeWheel, tmp_path: Path, http_server: FaultServer) -> None:
+    """The helper's first jobs are the three costliest: this process also places every wheel's
+    files, and a big wheel sharing it with two other downloads ended cold syncs alone (cache.py).
+    They wait for the helper (here for as long as it takes) while this process fetches the rest."""
+    pkgs = []
+    for i in range(12):
+        size = 300_000 if i in (4, 7, 10) else 100
+        whl = make_wheel(f"hw{i:02d}", "1.0", files={f"hw{i:02d}/__init__.py": f"N = {i}\n", f"hw{i:02d}/blob.bin": os.urandom(size)})
+        shutil.copy(whl, http_server.root / whl.name)
+        pkgs.append(package_entry(f"hw{i:02d}", "1.0", [wheel_entry(whl, url=http_server.url_for(whl.name))]))
+    lock = write_pylock(tmp_path / "pylock.toml", pkgs)
+    venv = tmp_path / "venv"
+    proc = run_envmat("sync", lock, "--venv", venv, "-vv", env={"ENVMAT_FAULT_HELPER_RESERVE": "60"})
+    assert proc.returncode == 0, proc.stderr
+    helped = {line.split(":")[0].split()[-1] for line in proc.stderr.splitlines() if HELPED in line}
+    assert {"hw04", "hw07", "hw10"} <= helped, proc.stderr
+    assert len(helped) < 12  # this process fetched its share meanwhile
+    assert imports_all(venv, 12)
