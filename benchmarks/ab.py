@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,8 +39,6 @@ from workloads import WORKLOADS, prepare_workload  # noqa: E402
 def export(rev: str, dest: Path) -> Path:
     """``envmat/`` of ``rev`` (or of the work tree) in ``dest``, a fresh copy each time."""
     repo = HERE.parent
-    import shutil
-
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     if rev == "worktree":
