@@ -255,7 +255,8 @@ class Cache:
         on_fill: Callable[[CachedWheel], None] | None = None,
     ) -> dict[int, Future[CachedWheel]]:
         """Fetch and unpack ``todo`` (costliest first): download threads, and the helper process
-        when there is one, take the next job from one queue; each job's entry or error."""
+        when there is one, take the next job from one queue (the helper's first jobs kept for
+        it, below); each job's entry or error."""
         from collections import deque
 
         from .fetch import wait_tls
