@@ -404,6 +404,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tail-lines", type=int, default=12, help="stderr lines kept for a failure")
     p.add_argument("--no-plot", action="store_true")
     p.add_argument(
+        "--keep-run-trees",
+        action="store_true",
+        help="leave this run's trees for the next run to delete at its end (a run started "
+        "right after a big delete is slowed: see Bench.bury)",
+    )
+    p.add_argument(
         "--from-json",
         default=None,
         metavar="RESULTS_JSON",
@@ -549,8 +555,11 @@ def main(argv: list[str] | None = None) -> int:
             log(f"[{name}] prepared in {time.perf_counter() - t0:.1f}s")
             all_results.extend(bench.run_workload(wl))
     finally:
-        log("removing the run trees (kept until now: see Bench.bury)")
-        bench.clear_graveyard()
+        if args.keep_run_trees:
+            log(f"the run trees are left in {bench.graveyard} for the next run to delete")
+        else:
+            log("removing the run trees (kept until now: see Bench.bury)")
+            bench.clear_graveyard()
         for tool in tools:
             if isinstance(tool, Uv):
                 # uv's default warm sync revalidates every URL and may download a wheel again
