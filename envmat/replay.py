@@ -154,7 +154,8 @@ def _locks(venv: str, cache_dir: str) -> list[int] | None:
 
 
 def _load(path: str) -> dict[str, Any] | None:
-    """The record at ``path`` when it still describes this machine's files, else None."""
+    """The record at ``path`` when its interpreter is still the one recorded, else None
+    (its cache files are checked as they are linked: ``_links``)."""
     try:
         with open(path, "rb") as f:
             doc = marshal.loads(f.read())
@@ -162,12 +163,6 @@ def _load(path: str) -> dict[str, Any] | None:
         st = os.stat(exe)
         if (st.st_size, st.st_mtime_ns) != (size, mtime):
             return None
-        for _, sparent, files in doc["groups"]:
-            sparent += "/"
-            for name, size, mtime in files:
-                s = os.stat(sparent + name)
-                if (s.st_size, s.st_mtime_ns) != (size, mtime):
-                    return None  # edited through a hard link, or rebuilt: the full path checks
     except Exception:  # gone, torn, from another envmat: the full path
         return None
     return doc  # type: ignore[no-any-return]
@@ -289,15 +284,26 @@ def _mkdirs(root: str, dirs: Sequence[str]) -> None:
             pass  # made by the venv template (bin, lib/pythonX.Y/site-packages)
 
 
+class _Changed(Exception):
+    """A cache file is not as recorded: edited through a hard link, or its entry made again."""
+
+
 def _links(root: str, groups: Sequence[Sequence[Any]]) -> None:
+    """Link each recorded cache file, once it is seen unchanged (size and mtime; checked here,
+    in the two linking threads, rather than in a pass of its own before: a ``large`` venv has
+    16,500 of them). ``_Changed`` undoes the replay: the full path checks the files."""
     from .fs import op
 
     for rparent, sparent, files in groups:
         into = f"{root}{rparent}/" if rparent else root
         sparent += "/"
-        for name, _, _ in files:
+        for name, size, mtime in files:
             op()
-            os.link(sparent + name, into + name)
+            src = sparent + name
+            s = os.stat(src)
+            if s.st_mtime_ns != mtime or s.st_size != size:
+                raise _Changed(src)
+            os.link(src, into + name)
 
 
 def _row(data: bytes) -> bytes:

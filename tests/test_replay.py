@@ -158,3 +158,22 @@ def test_a_big_replay_in_two_threads_makes_the_same_venv(demo: Path, tmp_path: P
     monkeypatch.setattr(os, "link", failing_link)
     assert replay.try_replay(str(demo), str(venv), None, str(cache_dir), noop_options(), "auto") is None
     assert not venv.exists() and not (tmp_path / ".venv.envmat-creating").exists()
+
+
+def test_a_cache_file_edited_since_the_record_stops_a_big_replay(demo: Path, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recorded size and mtime of each cache file are checked as it is linked, in both
+    linking threads: an edited one undoes the replay (nothing left), and the full path then
+    makes the venv from a rebuilt entry."""
+    from envmat import fs, replay
+    from envmat.fastpath import noop_options
+
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    assert sync_in_process("sync", demo, "--venv", v1)[:2] == (0, True)
+    util = site_packages(v1) / "hello_tool/util.py"
+    util.write_text("X = 666\n")  # in place, through the hard link: the cache's copy changes too
+    monkeypatch.setattr(fs, "SPLIT_AT", 0)
+    assert replay.try_replay(str(demo), str(v2), None, str(cache_dir), noop_options(), "auto") is None
+    assert not v2.exists() and not (tmp_path / ".v2.envmat-creating").exists()
+    rc, full, _ = sync_in_process("sync", demo, "--venv", v2)
+    assert rc == 0 and full
+    assert (site_packages(v2) / "hello_tool/util.py").read_text() == "X = 1\n"
