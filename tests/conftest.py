@@ -57,6 +57,15 @@ def run_envmat(
 # --- comparing trees -----------------------------------------------------------------------
 
 
+def default_sigint() -> None:
+    """A child's ``preexec_fn``: SIGINT does what Ctrl-C does at a terminal. A process started
+    where SIGINT is ignored (a background job of a non-interactive shell, as a CI runner may
+    start the suite) inherits that, and Python then installs no KeyboardInterrupt handler."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_envmat
+from tests.conftest import default_sigint, run_envmat
 from tests.httpserver import FaultServer
 from tests.wheelmaker import package_entry, wheel_entry, write_pylock
 
@@ -162,6 +162,7 @@ def test_ctrl_c_stops_the_helper_and_this_process(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's
+        preexec_fn=default_sigint,
         env={**os.environ, "ENVMAT_CACHE_DIR": str(cache_dir)},
     )
     deadline = time.monotonic() + 60

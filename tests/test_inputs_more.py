@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import run_envmat, tree_snapshot
+from tests.conftest import default_sigint, run_envmat, tree_snapshot
 from tests.test_errors import assert_user_error
 from tests.test_sync import lock_for, make_demo, run_ok
 from tests.wheelmaker import package_entry, wheel_entry, write_pylock
@@ -94,7 +94,7 @@ def test_ctrl_c_restores_the_venv(make_wheel: MakeWheel, tmp_path: Path) -> None
     env = {k: v for k, v in os.environ.items() if k != "ENVMAT_FAULT_KILL_AFTER"}
     # slow each filesystem change down a little so the signal lands inside the transaction
     env["ENVMAT_FAULT_DELAY"] = "0.002"
-    proc = subprocess.Popen([sys.executable, "-m", "envmat", "sync", str(lock_b), "--venv", str(venv)], env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "envmat", "sync", str(lock_b), "--venv", str(venv)], env=env, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     deadline = time.monotonic() + 60
     while not (venv / ".envmat/journal.json").exists():
         assert proc.poll() is None and time.monotonic() < deadline, "the sync ended before its transaction was seen"
