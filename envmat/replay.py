@@ -75,8 +75,8 @@ def record(
 
     Links are kept by directory: (venv directory, cache directory, [(name, size, mtime)]). A
     cache entry holds a wheel's files under the same relative paths as the venv, so a large
-    sync's record is a few thousand directory pairs and short names (about a fifth of the bytes
-    one (path, source) pair per file took), which this writes and a replay reads the quicker.
+    sync's record is a few thousand directory pairs and short names (a quarter of the bytes one
+    (path, source) pair per file took), which this writes and a replay reads the quicker.
     """
     import json
 
@@ -100,7 +100,7 @@ def record(
                 rparent, _, name = rel.rpartition("/")
                 sparent, _, sname = src.rpartition("/")
                 if name != sname:
-                    return  # (a cache file is named as its link: a layout this cannot replay)
+                    return  # a link named otherwise than its cache file: not replayable
                 files = groups.get((rparent, sparent))
                 if files is None:
                     parents(rparent)
