@@ -26,12 +26,14 @@ import threading
 from collections.abc import Callable
 
 from .cache import CachedWheel, cache_key
-from .fs import Linker
+from .fs import SPLIT_AT, Linker, in_two
 from .manifest import DistManifest, TargetFile, dist_files
 from .target import Target
 
 #: the suffix of a file being placed by a copy or reflink, renamed into place once whole
 _PARTIAL = ".envmat-partial"
+#: files linked between two looks at whether finish() has begun
+_STEP = 128
 
 
 class PlaceAhead:
@@ -58,6 +60,9 @@ class PlaceAhead:
         #: venv-relative path -> the cache file placed there
         self.placed: dict[str, str] = {}
         self._dirs: set[str] = set()
+        #: set by finish(): the thread then lists what it has not placed in _left
+        self._draining = threading.Event()
+        self._left: list[TargetFile] = []
         self._thread = threading.Thread(target=self._run, name="envmat-place-ahead")
         self._thread.start()
 
@@ -66,11 +71,29 @@ class PlaceAhead:
         self._queue.put(cached)
 
     def finish(self) -> None:
-        """Wait for every submitted wheel; raise why the venv could not be made, if it could not."""
+        """Wait for every submitted wheel; raise why the venv could not be made, if it could not.
+
+        The thread places while downloads hold the GIL, so it usually has a backlog when the
+        last wheel is filled (on ``large``, 100-200 ms of links on one core while the other
+        waited). From here on it only lists what is left, and two threads link that (the link
+        and mkdir calls run without the GIL: fs.in_two)."""
+        self._draining.set()
         self._queue.put(None)
         self._thread.join()
         if self._error is not None:
             raise self._error
+        left, self._left = self._left, []
+        if not (left and self._placing):
+            return
+        try:
+            if len(left) < SPLIT_AT:
+                self._link(left)
+            else:
+                half = len(left) // 2
+                # contiguous halves: each thread mostly in directories of its own
+                in_two(lambda part: self._link(part[0]), [[left[:half], left[half:]]])
+        except Exception:
+            self._placing = False  # the transaction places the rest (see _run)
 
     def _run(self) -> None:
         try:
@@ -95,6 +118,16 @@ class PlaceAhead:
         assert cached.dist.wheel is not None
         dm, files = dist_files(cached, self._target, self._python)
         self.parts[cache_key(cached.dist.wheel)] = (dm, files)
+        if self._draining.is_set():
+            self._left += files
+            return
+        for start in range(0, len(files), _STEP):
+            if self._draining.is_set():  # finish() is waiting: it links the rest in two threads
+                self._left += files[start:]
+                return
+            self._link(files[start : start + _STEP])
+
+    def _link(self, files: list[TargetFile]) -> None:
         root, dirs, placed, linker = self._root, self._dirs, self.placed, self._linker
         for tf in files:
             src = tf.link
@@ -109,12 +142,13 @@ class PlaceAhead:
             final = root + tf.path
             try:
                 if not linker.place(src, final, tf.executable, atomic_only=True):
-                    # a copy or reflink appears whole only by rename
+                    # a copy or reflink appears whole only by rename (O_EXCL: a second thread
+                    # staging the same path meets FileExistsError)
                     linker.place(src, final + _PARTIAL, tf.executable)
                     if os.path.lexists(final):
                         os.unlink(final + _PARTIAL)
                         continue
                     os.rename(final + _PARTIAL, final)
             except FileExistsError:
-                continue  # the venv itself has it (bin/python?): the transaction replaces it
+                continue  # the venv itself has it (bin/python?), or the other thread placed it
             placed[tf.path] = src

@@ -135,3 +135,59 @@ def test_a_venv_placed_ahead_is_the_venv_the_other_paths_make(
     assert len(http_server.requests) == 3
     out = subprocess.run([venv / "bin/hello-tool"], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["hello", str(venv)]
+
+
+def test_a_backlog_left_at_finish_is_linked_by_two_threads(
+    make_wheel: MakeWheel, tmp_path: Path, monkeypatch  # type: ignore[no-untyped-def]
+) -> None:
+    # finish() before the thread has placed anything: it lists the whole backlog (the rest of
+    # its wheel and the queued ones) and two threads link it; every file ends linked once from
+    # its own cache entry, a path two wheels ship from one of them, and `placed` says which
+    import sys
+    import time
+
+    from envmat import ahead
+    from envmat.api import _wheel_dist
+    from envmat.cache import CachedWheel
+    from envmat.fs import SPLIT_AT, Linker
+    from envmat.target import query_target
+    from envmat.wheel import unpack_wheel
+
+    entries = []
+    for n in range(3):
+        files = {f"pkg{n}/sub{i % 7}/m{i}.py": f"X = {n * 10_000 + i}\n" for i in range(SPLIT_AT // 2)}
+        files["shared/data.txt"] = f"from pkg{n}\n"
+        wheel = make_wheel(f"pkg{n}", "1.0", files=files)
+        root = tmp_path / "cache" / f"pkg{n}"
+        index = unpack_wheel(wheel, root)
+        entries.append(CachedWheel(dist=_wheel_dist(wheel), index=index, root=root))
+    splits: list[int] = []
+    real_in_two = ahead.in_two
+
+    def in_two(work, batches):  # type: ignore[no-untyped-def]
+        splits.append(sum(len(half) for batch in batches for half in batch))
+        real_in_two(work, batches)
+
+    monkeypatch.setattr(ahead, "in_two", in_two)
+    python = Path(sys.executable)
+    venv = tmp_path / "venv"
+    target = query_target(python, None).in_venv(venv)
+    place = ahead.PlaceAhead(str(venv), target, str(python), Linker("hardlink"), lambda: time.sleep(0.3))
+    for e in entries:
+        place.submit(e)
+    place.finish()
+    assert len(splits) == 1 and splits[0] > 3 * (SPLIT_AT // 2)
+    sp = venv / target.rel("purelib")
+    for n, e in enumerate(entries):
+        for i in (0, 1, SPLIT_AT // 2 - 1):
+            rel = f"pkg{n}/sub{i % 7}/m{i}.py"
+            assert (sp / rel).read_text() == f"X = {n * 10_000 + i}\n"
+            assert os.path.samefile(sp / rel, e.root / "purelib" / rel)
+    shared = sp / "shared/data.txt"
+    owner = place.placed[f"{target.rel('purelib')}/shared/data.txt"]
+    assert os.path.samefile(shared, owner) and shared.read_text() in {f"from pkg{n}\n" for n in range(3)}
+    links = [p for p in venv.rglob("*") if p.is_file()]
+    assert len(links) == len(place.placed)  # (with each dist-info's METADATA and WHEEL)
+    assert len(list(sp.glob("pkg*/sub*/*.py"))) == 3 * (SPLIT_AT // 2)
+    # each wheel's part of the manifest is there for the transaction
+    assert len(place.parts) == 3
