@@ -485,13 +485,15 @@ class _Metadata:
     name: str
     version: str
 
-    def placer(self, wheel: str) -> Callable[[str], tuple[str, str] | None]:
-        """Where each member goes: ``place(name)`` is (scheme, path in it), or None for the
-        files the installer writes itself; an unsafe path or unknown scheme is an error."""
+    def placer(self, wheel: str) -> Callable[[str, str | None], tuple[str, str] | None]:
+        """Where each member goes: ``place(name, rel)`` is (scheme, path in it), or None for the
+        files the installer writes itself; an unsafe path or unknown scheme is an error.
+        ``rel`` is ``safe_relpath(name)`` when the caller has it already, else None."""
         dist_info, data_dir, root_scheme = self.dist_info, self.data_dir, self.root_scheme
 
-        def place(name: str) -> tuple[str, str] | None:
-            rel = safe_relpath(name)
+        def place(name: str, rel: str | None) -> tuple[str, str] | None:
+            if rel is None:
+                rel = safe_relpath(name)
             if rel is None:
                 raise wheel_error(wheel, f"unsafe path {name!r} (absolute, '..' or backslash)")
             top, _, rest = rel.partition("/")
@@ -634,7 +636,7 @@ def _unpack(
     open_flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     for info in infos:
         name = info.filename
-        placed = place(name)
+        placed = place(name, None)
         if placed is None:
             continue
         scheme, spath = placed

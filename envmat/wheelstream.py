@@ -403,7 +403,7 @@ def _prove(stream: StreamUnpacker, archive_path: str, filename: str) -> WheelInd
     executables: list[str] = []
     for offset, name, _, _, _, _, _, external_attr in files_in:
         m = streamed[offset]
-        placed = place(name)
+        placed = place(name, m.rel)
         if placed is None:
             if m.where is not None:
                 return None
