@@ -92,19 +92,27 @@ def record(
                 dirs.add(parent)
                 parent = parent.rpartition("/")[0]
 
+        # the group of the last link: a wheel's files come one directory after another, so
+        # most links only need their name split off and their source compared
+        last_parent: str | None = None
+        last_prefix = ""
+        files: list[tuple[str, int, int]] = []
         for rel, src, raw, executable, size, mtime in writes:
             if src is not None:
                 if mtime is None:
                     s = os.stat(src)
                     size, mtime = s.st_size, s.st_mtime_ns
                 rparent, _, name = rel.rpartition("/")
-                sparent, _, sname = src.rpartition("/")
-                if name != sname:
-                    return  # a link named otherwise than its cache file: not replayable
-                files = groups.get((rparent, sparent))
-                if files is None:
-                    parents(rparent)
-                    files = groups[rparent, sparent] = []
+                if rparent != last_parent or src != last_prefix + name:
+                    sparent, _, sname = src.rpartition("/")
+                    if name != sname:
+                        return  # a link named otherwise than its cache file: not replayable
+                    group = groups.get((rparent, sparent))
+                    if group is None:
+                        parents(rparent)
+                        group = groups[rparent, sparent] = []
+                    files = group
+                    last_parent, last_prefix = rparent, sparent + "/"
                 files.append((name, size, mtime))
             else:
                 assert raw is not None
