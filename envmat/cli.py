@@ -495,7 +495,15 @@ def run() -> None:
     interpreter down. Freeing every object and module of a finished sync is work nobody waits
     for (a cold ``medium`` sync: ~0.09 s of CPU, ~20 ms of its wall time); the files envmat
     writes are closed by then, and the exit handlers still run. Anything unusual (a thread
-    still running, output that cannot be flushed) takes the ordinary exit instead."""
+    still running, output that cannot be flushed) takes the ordinary exit instead.
+
+    The cyclic garbage collector is off for the whole process: a sync's objects are nearly all
+    acyclic (refcounting frees them), and the collector's passes over what a ``large`` sync
+    holds cost ~70 ms of CPU, ~30 ms of it in the transaction's one-core part and ~15 ms in
+    the imports before the first download (peak RSS unchanged: 68 MB)."""
+    import gc
+
+    gc.disable()
     code = main()
     threading = sys.modules.get("threading")  # (not imported by a no-op: no threads then)
     if threading is None or threading.active_count() == 1:

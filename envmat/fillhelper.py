@@ -167,6 +167,9 @@ def _close_unused() -> None:
 
 def main(package: str, root: str, timeout: float) -> None:
     """The helper: fill cache entries for the jobs read from stdin until it ends."""
+    import gc
+
+    gc.disable()  # as in the parent (cli.run): what it allocates is freed by refcounting
     try:
         _serve(package, root, timeout)
     except BaseException:  # Ctrl-C, a broken pipe, a bug: the parent does what is left
