@@ -211,7 +211,9 @@ def plan_files(
     writes: list[TargetFile] = []
     unchanged = 0
     stale: set[str] = set()
-    for path, tf in manifest.files.items():
+    # nothing installed stays or goes (a new venv): every file of the manifest is written
+    every = not (untrusted or kept_files or kept_owner or old_files)
+    for path, tf in () if every else manifest.files.items():
         if path in untrusted:
             pass  # modified on disk (envmat check): rewrite whatever RECORD says
         elif kept_files.get(path) == tf.sha256 and tf.sha256:
@@ -226,6 +228,8 @@ def plan_files(
         writes.append(tf)
         if path.endswith(".py") and path in old_files:
             stale.add(path)
+    if every:
+        writes = list(manifest.files.values())
     removes = sorted(p for p in old_files if p not in manifest.files and p not in kept_files)
     stale.update(p for p in removes if p.endswith(".py"))
 
@@ -254,10 +258,13 @@ def plan_files(
         # what the no-op fast path compares with one scandir (fastpath.py)
         "dist_infos": sorted(set(left) | {dm.dist_info for dm in manifest.dists.values()}),
     }
+    # RECORDs last, the state file after them (DESIGN.md §4 step 4); otherwise in the
+    # manifest's order
+    records = [t for t in writes if t.path.endswith(".dist-info/RECORD")]
+    if records:
+        writes = [t for t in writes if not t.path.endswith(".dist-info/RECORD")] + records
     if writes or removes or new_state != installed.state:
         writes.append(_state_file(new_state))
-    # RECORDs last, the state file after them (DESIGN.md §4 step 4)
-    writes.sort(key=lambda t: (t.path == STATE_FILE, t.path.endswith(".dist-info/RECORD")))
     return FilePlan(
         writes=tuple(writes),
         removes=tuple(removes),

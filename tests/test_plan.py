@@ -57,6 +57,39 @@ def state(*dists: InstalledDist) -> InstalledState:
     return InstalledState(dists={d.name: d for d in dists}, state={})
 
 
+
+def test_into_a_new_venv_every_file_is_written_records_and_state_last() -> None:
+    # nothing installed: the manifest's files in its order, each RECORD after every other
+    # file (in the manifest's order too), the state file last
+    paths = {
+        "a": [f"{SITE}/a/m.py", f"{SITE}/a-1.0.dist-info/RECORD", f"{SITE}/a/n.py"],
+        "b": [f"{SITE}/b-1.0.dist-info/RECORD", f"{SITE}/b/m.py", "bin/b"],
+    }
+    files = {p: target_file(p, p, name) for name in ("a", "b") for p in paths[name]}
+    dists = {
+        name: DistManifest(
+            name=name,
+            version="1.0",
+            dist_info=f"{SITE}/{name}-1.0.dist-info",
+            wheel_key=name,
+            wheel_filename=f"{name}-1.0-py3-none-any.whl",
+            files=tuple(paths[name]),
+        )
+        for name in ("a", "b")
+    }
+    changes = plan_dists([locked("a", "1.0"), locked("b", "1.0")], state())
+    fplan = plan_files(changes, Manifest(files=files, dists=dists), state())
+    assert [t.path for t in fplan.writes] == [
+        f"{SITE}/a/m.py",
+        f"{SITE}/a/n.py",
+        f"{SITE}/b/m.py",
+        "bin/b",
+        f"{SITE}/a-1.0.dist-info/RECORD",
+        f"{SITE}/b-1.0.dist-info/RECORD",
+        STATE_FILE,
+    ]
+    assert fplan.removes == () and fplan.stale_modules == () and fplan.unchanged == 0
+
 def test_actions_per_distribution() -> None:
     inst = state(
         installed("same", "1.0", {}, key=sha("same1.0")),
