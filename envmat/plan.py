@@ -211,25 +211,25 @@ def plan_files(
     writes: list[TargetFile] = []
     unchanged = 0
     stale: set[str] = set()
-    # nothing installed stays or goes (a new venv): every file of the manifest is written
-    every = not (untrusted or kept_files or kept_owner or old_files)
-    for path, tf in () if every else manifest.files.items():
-        if path in untrusted:
-            pass  # modified on disk (envmat check): rewrite whatever RECORD says
-        elif kept_files.get(path) == tf.sha256 and tf.sha256:
-            unchanged += 1  # already there, owned by a distribution that stays
-            continue
-        elif path in kept_owner and kept_owner[path] < min(tf.owners):
-            unchanged += 1  # a conflict the kept distribution wins (first by name, manifest.py)
-            continue
-        elif old_files.get(path) == tf.sha256 and not path.endswith(".dist-info/RECORD"):
-            unchanged += 1  # same bytes as the version being replaced: keep the file
-            continue
-        writes.append(tf)
-        if path.endswith(".py") and path in old_files:
-            stale.add(path)
-    if every:
+    if not (untrusted or kept_files or kept_owner or old_files):
+        # nothing installed stays or goes (a new venv): every file of the manifest is written
         writes = list(manifest.files.values())
+    else:
+        for path, tf in manifest.files.items():
+            if path in untrusted:
+                pass  # modified on disk (envmat check): rewrite whatever RECORD says
+            elif kept_files.get(path) == tf.sha256 and tf.sha256:
+                unchanged += 1  # already there, owned by a distribution that stays
+                continue
+            elif path in kept_owner and kept_owner[path] < min(tf.owners):
+                unchanged += 1  # a conflict the kept distribution wins (first by name, manifest.py)
+                continue
+            elif old_files.get(path) == tf.sha256 and not path.endswith(".dist-info/RECORD"):
+                unchanged += 1  # same bytes as the version being replaced: keep the file
+                continue
+            writes.append(tf)
+            if path.endswith(".py") and path in old_files:
+                stale.add(path)
     removes = sorted(p for p in old_files if p not in manifest.files and p not in kept_files)
     stale.update(p for p in removes if p.endswith(".py"))
 
